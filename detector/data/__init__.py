@@ -1,0 +1,1 @@
+"""Datasets: the VOC-format loader and the generated VOC-format dataset."""
