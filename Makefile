@@ -1,0 +1,45 @@
+# Every target installs what it needs into .venv first, so a fresh machine with only Python works.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= data/synth
+DEFAULT_DETECTOR := weights/default-detector.pt
+
+.PHONY: install test demo default-detector clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --disable-pip-version-check -e '.[dev]'
+	# albumentations brought opencv-python-headless; the contrib build must own cv2 (for cv2.ximgproc).
+	$(PY) -m pip install --disable-pip-version-check --force-reinstall --no-deps "opencv-contrib-python-headless>=4.10"
+	$(PY) -c "import cv2; cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()"
+	touch $@
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest
+
+$(DATA)/labels.txt: | $(STAMP)
+	$(PY) -m detector.data.synth --out $(DATA) --seed 0
+
+# The default model: the tiny Faster R-CNN trained on the generated dataset, reproducible from its seed.
+default-detector: install $(DATA)/labels.txt
+	$(PY) -m detector.train --data $(DATA) --train-split trainval --val-split test --backbone tiny \
+		--epochs 14 --batch-size 4 --optimizer momentum --lr 0.02 --weight-decay 1e-4 --warmup-iters 100 \
+		--schedule cosine --eval-every 2 --checkpoint-every 0 --seed 0 --out runs/default-detector
+	$(PY) -c "from detector.checkpoint import export; export('runs/default-detector/last.pt', '$(DEFAULT_DETECTOR)')"
+
+$(DEFAULT_DETECTOR):
+	$(MAKE) default-detector
+
+# The main job (until the service lands): evaluate the default detector on the generated test split and
+# draw its detections on a few test images.
+demo: install $(DATA)/labels.txt $(DEFAULT_DETECTOR)
+	$(PY) -m detector.evaluate --checkpoint $(DEFAULT_DETECTOR) --data $(DATA) --split test --json runs/demo/eval.json --plots runs/demo/plots
+	$(PY) -m detector.predict --checkpoint $(DEFAULT_DETECTOR) --out runs/demo/predictions $$(head -n 4 $(DATA)/ImageSets/Main/test.txt | sed 's#^#$(DATA)/JPEGImages/#; s#$$#.jpg#')
+
+clean:
+	rm -rf runs $(DATA)
