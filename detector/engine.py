@@ -1,0 +1,126 @@
+"""Training and evaluation loops, kept apart from the CLI (``detector.train`` / ``detector.evaluate``).
+
+Boxes are ``xyxy`` in continuous pixel coordinates of the original images.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from detector.voc_eval import Detection, EvalResult, evaluate_detections, ground_truth_from_dataset
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; training stops rather than writing a corrupt checkpoint."""
+
+
+def to_device(images: list[Tensor], targets: list[dict], device: torch.device) -> tuple[list[Tensor], list[dict]]:
+    non_blocking = device.type == "cuda"
+    images = [img.to(device, non_blocking=non_blocking) for img in images]
+    targets = [{k: v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets]
+    return images, targets
+
+
+def autocast(device: torch.device, amp: bool):
+    """fp16 autocast on CUDA when ``amp``; a no-op otherwise."""
+    return torch.autocast("cuda", dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
+
+
+def train_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule,
+    batches: Iterable[tuple[list[Tensor], list[dict]]],
+    *,
+    device: torch.device,
+    scaler: torch.amp.GradScaler | None = None,
+    amp: bool = False,
+    max_grad_norm: float | None = None,
+    on_step: Callable[[dict[str, float]], None] | None = None,
+) -> None:
+    """One optimizer step per batch. ``on_step`` receives the step's losses (floats), ``lr`` and ``images``.
+
+    Raises :class:`NonFiniteLossError` before the step when a loss is NaN or infinite, so the weights stay as
+    they were after the last good step.
+    """
+    model.train()
+    for images, targets in batches:
+        images, targets = to_device(images, targets, device)
+        with autocast(device, amp):
+            losses = model(images, targets)
+        loss = sum(losses.values())
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        if not math.isfinite(float(loss.detach())):
+            bad = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise NonFiniteLossError(f"loss is not finite ({bad})")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if max_grad_norm:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+        lr = optimizer.param_groups[0]["lr"]
+        schedule.step()
+        if on_step is not None:
+            on_step({"loss": float(loss.detach()), **values, "lr": lr, "images": len(images)})
+
+
+@torch.inference_mode()
+def predict_dataset(
+    model: nn.Module,
+    dataset,
+    *,
+    device: torch.device,
+    batch_size: int = 1,
+    workers: int = 0,
+    amp: bool = False,
+    progress: bool = True,
+) -> list[Detection]:
+    """Runs the detector over a dataset whose items are (image tensor [3, H, W], target with ``image_id``);
+    returns every detection with its 1-based label and continuous box in original-image pixels."""
+    from detector.data.transforms import collate
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
+    model.eval()
+    detections: list[Detection] = []
+    for images, targets in tqdm(loader, desc="eval", disable=not progress, leave=False, unit="batch"):
+        with autocast(device, amp):
+            outputs = model([img.to(device) for img in images])
+        for out, target in zip(outputs, targets):
+            boxes, labels, scores = out["boxes"].float().cpu().tolist(), out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()
+            detections.extend(Detection(target["image_id"], int(lbl), float(s), b) for b, lbl, s in zip(boxes, labels, scores))
+    return detections
+
+
+def evaluate(
+    model: nn.Module,
+    dataset,
+    *,
+    device: torch.device,
+    metric: str = "voc07",
+    iou_threshold: float = 0.5,
+    batch_size: int = 1,
+    workers: int = 0,
+    amp: bool = False,
+    progress: bool = True,
+) -> tuple[EvalResult, float]:
+    """VOC mAP of ``model`` on ``dataset`` (built with ``keep_difficult=True``). Returns (result, seconds per image)."""
+    start = time.perf_counter()
+    detections = predict_dataset(model, dataset, device=device, batch_size=batch_size, workers=workers, amp=amp, progress=progress)
+    seconds = (time.perf_counter() - start) / max(len(dataset), 1)
+    result = evaluate_detections(detections, ground_truth_from_dataset(dataset), dataset.classes, iou_threshold=iou_threshold, metric=metric)
+    return result, seconds

@@ -1,0 +1,110 @@
+"""Faster R-CNN (Ren et al., 2015): a Region Proposal Network and a Fast R-CNN head sharing one trunk.
+
+Shape shorthand: N images, K object classes (labels 1..K, 0 = background).
+Boxes are ``xyxy`` float tensors in continuous pixel coordinates; inputs and outputs are in the original
+image's pixels, everything inside in the resized image's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+from detector.models.backbones import build_backbone
+from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
+from detector.models.rpn import RegionProposalNetwork, RPNConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class FasterRCNNConfig:
+    """Everything needed to rebuild the network; stored in checkpoints. Defaults are the paper's VGG16 recipe."""
+
+    backbone: str = "vgg16"
+    num_classes: int = 20
+    # Shorter side resized to (a random choice of) min_size in training and min_size[-1] at test time, longer
+    # side capped at max_size.
+    min_size: tuple[int, ...] = (600,)
+    max_size: int = 1000
+    rpn: RPNConfig = field(default_factory=RPNConfig)
+    roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)
+    display_score_threshold: float = 0.7  # for drawings and the service; evaluation uses roi_heads.score_threshold
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FasterRCNNConfig":
+        d = dict(d)
+        rpn = RPNConfig(**_tuples(d.pop("rpn", {})))
+        roi = RoIHeadsConfig(**_tuples(d.pop("roi_heads", {})))
+        return cls(rpn=rpn, roi_heads=roi, **_tuples(d))
+
+
+def _tuples(d: dict) -> dict:
+    # Checkpoints and JSON turn tuples into lists; the dataclasses want tuples back.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def tiny_config(num_classes: int) -> FasterRCNNConfig:
+    """The small CPU model used for tests and the default checkpoint: a stride-8 trunk, anchors for 12-300 px
+    objects on ~320 px images, lighter proposal counts."""
+    return FasterRCNNConfig(
+        backbone="tiny",
+        num_classes=num_classes,
+        min_size=(320,),
+        max_size=512,
+        rpn=RPNConfig(
+            anchor_sizes=(16.0, 32.0, 64.0, 128.0, 256.0),
+            channels=128,
+            # The paper ignores anchors crossing the border; on 320 px images the large anchors nearly always
+            # cross it, so they would never be trained and would keep their initial score at test time.
+            allowed_border=1e4,
+            pre_nms_top_n_train=2000,
+            post_nms_top_n_train=300,
+            pre_nms_top_n_test=1000,
+            post_nms_top_n_test=100,
+            min_size=4.0,
+        ),
+        roi_heads=RoIHeadsConfig(batch_size_per_image=64),
+    )
+
+
+class FasterRCNN(nn.Module):
+    """``forward(images, targets=None)``: images is a list of [3, H, W] float tensors in [0, 1].
+
+    With targets (a list of ``{"boxes": [G, 4], "labels": [G]}``) returns a dict of named losses; without,
+    returns per image ``{"boxes": [D, 4], "labels": [D], "scores": [D]}`` in original-image pixels.
+    """
+
+    kind = "faster_rcnn"
+
+    def __init__(self, config: FasterRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"):
+        super().__init__()
+        self.config = config
+        self.transform = GeneralizedRCNNTransform(
+            min_size=config.min_size, max_size=config.max_size, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD), size_divisible=32
+        )
+        self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
+        self.rpn = RegionProposalNetwork(self.backbone.out_channels, config.rpn, self.backbone.stride)
+        self.roi_heads = RoIHeads(self.backbone, config.num_classes, config.roi_heads)
+
+    def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None):
+        if self.training and targets is None:
+            raise ValueError("training mode needs targets; call model.eval() for inference")
+        original_sizes = [tuple(img.shape[-2:]) for img in images]
+        batch, targets = self.transform(images, targets)
+        scales = [h / oh for (h, _), (oh, _) in zip(batch.image_sizes, original_sizes)]
+        features = self.backbone(batch.tensors)
+        proposals, rpn_losses = self.rpn(features, batch.image_sizes, scales, targets)
+        detections, head_losses = self.roi_heads(features, proposals, batch.image_sizes, targets)
+        if targets is not None:
+            return {**rpn_losses, **head_losses}
+        return self.transform.postprocess(detections, batch.image_sizes, original_sizes)

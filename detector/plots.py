@@ -1,0 +1,52 @@
+"""Training curves from ``metrics.jsonl``: losses per step and validation mAP per epoch, one PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_training_curves(metrics_path: str | Path, out_path: str | Path, *, metric_key: str = "map") -> Path:
+    """Left: every ``loss*`` series of the step records against the iteration (log scale). Right: the epoch
+    records' ``metric_key`` (validation mAP for detection, accuracy for classification)."""
+    records = read_metrics(metrics_path)
+    steps = [r for r in records if r.get("type") == "step"]
+    epochs = [r for r in records if r.get("type") == "epoch" and r.get(metric_key) is not None]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(12, 4.5))
+    keys = sorted({k for r in steps for k in r if k.startswith("loss")})
+    for key in keys:
+        pts = [(r["iteration"], r[key]) for r in steps if key in r]
+        if pts:
+            xs, ys = zip(*pts)
+            ax_loss.plot(xs, ys, label=key, linewidth=1.2 if key == "loss" else 0.8)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("iteration")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("training losses")
+    ax_loss.grid(alpha=0.3)
+    if keys:
+        ax_loss.legend(fontsize=8)
+    if epochs:
+        ax_metric.plot([r["epoch"] for r in epochs], [r[metric_key] for r in epochs], marker="o")
+        best = max(epochs, key=lambda r: r[metric_key])
+        ax_metric.annotate(f"best {best[metric_key]:.3f}", (best["epoch"], best[metric_key]), textcoords="offset points", xytext=(0, 8), ha="center")
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_ylabel(metric_key)
+    ax_metric.set_ylim(0, 1)
+    ax_metric.set_title(f"validation {metric_key}")
+    ax_metric.grid(alpha=0.3)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path

@@ -1,0 +1,85 @@
+"""Run a detector checkpoint on images and draw what it finds.
+
+    python -m detector.predict --checkpoint weights/default-detector.pt IMAGE... [--out DIR]
+
+Writes ``DIR/<image name>.png`` with boxes, labels and scores drawn, and ``DIR/detections.json``; prints the
+detections. The score threshold defaults to the model's display preset (higher than evaluation's 0.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from detector.checkpoint import CheckpointError
+from detector.models.factory import load_detector
+from detector.train import resolve_device
+from detector.visualize import draw_detections
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """An RGB image with its EXIF orientation applied (phone photos), or a clear error naming the file."""
+    try:
+        with Image.open(path) as im:
+            return ImageOps.exif_transpose(im).convert("RGB")
+    except FileNotFoundError:
+        raise SystemExit(f"error: image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise SystemExit(f"error: {path} is not a readable image ({exc})") from None
+
+
+@torch.inference_mode()
+def detect(model: torch.nn.Module, images: list[Image.Image], device: torch.device, score_threshold: float) -> list[dict]:
+    """Per image: {"boxes": [[x0, y0, x1, y1], ...] continuous pixels, "labels": [name, ...], "scores": [...]}."""
+    tensors = [torch.from_numpy(np.asarray(im)).permute(2, 0, 1).float().div(255).to(device) for im in images]
+    results = []
+    for out in model(tensors):
+        keep = out["scores"] >= score_threshold
+        results.append(
+            {
+                "boxes": out["boxes"][keep].cpu().tolist(),
+                "labels": [model.class_names[i - 1] for i in out["labels"][keep].cpu().tolist()],
+                "scores": out["scores"][keep].cpu().tolist(),
+            }
+        )
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m detector.predict", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.add_argument("--checkpoint", required=True, type=Path, help="a detector checkpoint")
+    p.add_argument("--out", type=Path, default=Path("runs/predict"), help="folder for the drawn images and detections.json")
+    p.add_argument("--score-threshold", type=float, default=None, help="minimum score drawn (default: the checkpoint's display threshold)")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    try:
+        model, ckpt = load_detector(args.checkpoint, device)
+    except CheckpointError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    threshold = args.score_threshold if args.score_threshold is not None else model.config.display_score_threshold
+    args.out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for path in args.images:
+        image = load_image(path)
+        (result,) = detect(model, [image], device, threshold)
+        drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"], class_names=model.class_names)
+        out_path = args.out / f"{path.stem}.png"
+        drawn.save(out_path)
+        print(f"{path}: {len(result['labels'])} detections -> {out_path}")
+        for box, label, score in zip(result["boxes"], result["labels"], result["scores"]):
+            print(f"  {label:15s} {score:.3f}  [{box[0]:.1f}, {box[1]:.1f}, {box[2]:.1f}, {box[3]:.1f}]")
+        records.append({"image": str(path), "width": image.width, "height": image.height, **result})
+    (args.out / "detections.json").write_text(json.dumps(records, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

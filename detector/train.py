@@ -1,0 +1,330 @@
+"""Train a detector on PASCAL VOC or any VOC-format dataset.
+
+    python -m detector.train --data ROOT --model faster_rcnn --backbone vgg16 --out runs/vgg16
+
+Defaults are the Faster R-CNN paper's VGG16 recipe (shorter side 600, longer at most 1000, horizontal flip,
+momentum SGD lr 0.001, momentum 0.9, weight decay 5e-4, lr divided by 10 after 10 of 14 epochs: the reference
+implementations' 50k of 70k iterations at one image per batch on VOC2007 trainval). Writes into --out:
+``last.pt`` (resumable), ``best.pt`` (best validation mAP), ``epoch_N.pt`` (periodic), ``metrics.jsonl``,
+``training_curves.png`` and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from detector import checkpoint
+from detector.data.sampler import GroupedBatchSampler, aspect_ratio_groups
+from detector.data.transforms import AugmentedDataset, collate, detection_transform, keep_numpy
+from detector.data.voc import VOCDetection
+from detector.engine import NonFiniteLossError, evaluate, train_steps
+from detector.models.backbones import BACKBONES
+from detector.models.factory import DETECTOR_KINDS, build_detector, config_from_dict
+from detector.models.faster_rcnn import FasterRCNNConfig, tiny_config
+from detector.optim import OPTIMIZERS, SCHEDULES, LRSchedule, OptimConfig, build_optimizer
+from detector.plots import plot_training_curves
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", choices=("detect",), default="detect", help="what to train")
+    d = p.add_argument_group("data")
+    d.add_argument("--data", required=True, help="VOC-format root (or a VOCdevkit folder)")
+    d.add_argument("--train-split", default="trainval", help="ImageSets/Main split(s) to train on; '+' joins several")
+    d.add_argument("--val-split", default="test", help="split for validation mAP ('none' to skip)")
+    d.add_argument("--years", default=None, help="with a VOCdevkit root: comma-separated years, e.g. 2007,2012")
+    d.add_argument("--keep-difficult", action="store_true", help="train on boxes marked difficult too (the papers leave them out)")
+    d.add_argument("--val-limit", type=int, default=0, help="evaluate on the first N validation images only (0 = all)")
+    d.add_argument("--hflip", type=float, default=0.5, help="horizontal-flip probability")
+    d.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", choices=DETECTOR_KINDS, default="faster_rcnn")
+    m.add_argument("--backbone", choices=BACKBONES, default="vgg16")
+    m.add_argument("--pretrained", default="auto", help="PATH, 'imagenet', 'none', or 'auto' (imagenet except for the tiny backbone)")
+    m.add_argument("--weights-dir", default="weights", help="where 'imagenet' weights are looked up")
+    m.add_argument("--min-size", type=int, nargs="+", default=None, help="shorter side(s) in training (one picked per batch); default: 600, or 320 for tiny")
+    m.add_argument("--max-size", type=int, default=None, help="cap on the longer side; default: 1000, or 512 for tiny")
+    m.add_argument("--anchor-sizes", type=float, nargs="+", default=None, help="anchor sizes in pixels; default: 128 256 512")
+    m.add_argument("--pooler", choices=("roi_pool", "roi_align"), default="roi_pool")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=14)
+    o.add_argument("--iters", type=int, default=0, help="stop after this many iterations in total (0 = run all epochs)")
+    o.add_argument("--batch-size", type=int, default=1, help="images per batch (aspect-ratio grouped)")
+    o.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum")
+    o.add_argument("--lr", type=float, default=0.001)
+    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--weight-decay", type=float, default=5e-4)
+    o.add_argument("--schedule", choices=SCHEDULES, default="step")
+    o.add_argument("--step-size", type=float, default=10, help="epochs between decays ('step')")
+    o.add_argument("--milestones", type=float, nargs="+", default=(), help="epochs of each decay ('multistep')")
+    o.add_argument("--gamma", type=float, default=0.1, help="decay factor")
+    o.add_argument("--warmup-iters", type=int, default=0, help="linear warm-up iterations")
+    o.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this value")
+    o.add_argument("--amp", action="store_true", help="mixed precision (fp16 autocast + gradient scaling; CUDA only)")
+    r = p.add_argument_group("run")
+    r.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="runs/detector", help="output folder")
+    r.add_argument("--resume", default=None, help="a last.pt to continue from, or 'auto' for OUT/last.pt")
+    r.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (and after the last)")
+    r.add_argument("--checkpoint-every", type=int, default=5, help="keep epoch_N.pt every N epochs (0 = never)")
+    r.add_argument("--save-every-iters", type=int, default=0, help="also refresh last.pt every N iterations (0 = epoch ends only)")
+    r.add_argument("--log-every", type=int, default=10, help="write a step record to metrics.jsonl every N iterations")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    return p
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {name} asked for CUDA, but no CUDA device is available; use --device cpu")
+    return device
+
+
+def model_config_from_args(args: argparse.Namespace, num_classes: int) -> FasterRCNNConfig:
+    cfg = tiny_config(num_classes) if args.backbone == "tiny" else FasterRCNNConfig(backbone=args.backbone, num_classes=num_classes)
+    if args.min_size:
+        cfg.min_size = tuple(args.min_size)
+    if args.max_size:
+        cfg.max_size = args.max_size
+    if args.anchor_sizes:
+        cfg.rpn.anchor_sizes = tuple(args.anchor_sizes)
+    cfg.roi_heads.pooler = args.pooler
+    return cfg
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _splits(s: str) -> str | tuple[str, ...]:
+    parts = tuple(x for x in s.split("+") if x)
+    return parts[0] if len(parts) == 1 else parts
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask training to stop between two steps, so last.pt is always a consistent state."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step; last.pt will hold the position (press Ctrl-C again to abort)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train_detector(args: argparse.Namespace) -> dict:
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    years = args.years.split(",") if args.years else None
+    train_base = VOCDetection(args.data, _splits(args.train_split), keep_difficult=args.keep_difficult, years=years, transforms=keep_numpy)
+    classes = train_base.classes
+    val_set = None
+    if args.val_split != "none":
+        val_set = VOCDetection(args.data, _splits(args.val_split), classes=classes, keep_difficult=True, years=years)
+        if args.val_limit:
+            val_set = torch.utils.data.Subset(val_set, range(min(args.val_limit, len(val_set))))
+            val_set.classes = classes  # the evaluator reads the class names and targets through the subset
+            val_set.target = lambda i, base=val_set: base.dataset.target(base.indices[i])
+
+    resume_path = None
+    if args.resume:
+        resume_path = out / "last.pt" if args.resume == "auto" else Path(args.resume)
+    ckpt = checkpoint.load(resume_path) if resume_path else None
+    if ckpt is not None:
+        if list(ckpt["class_names"]) != list(classes):
+            raise SystemExit(f"error: {resume_path} was trained on classes {ckpt['class_names']}, this dataset has {list(classes)}")
+        model_cfg = config_from_dict(ckpt["kind"], ckpt["model_config"])
+        pretrained = None  # the checkpoint has every weight
+    else:
+        model_cfg = model_config_from_args(args, len(classes))
+        pretrained = args.pretrained
+        if pretrained == "auto":
+            pretrained = "none" if args.backbone == "tiny" else "imagenet"
+    seed_everything(args.seed)
+    model = build_detector(args.model, model_cfg, pretrained=pretrained, weights_dir=args.weights_dir).to(device)
+
+    train_set = AugmentedDataset(train_base, detection_transform(True, hflip=args.hflip), seed=args.seed)
+    sampler = GroupedBatchSampler(aspect_ratio_groups([train_base.image_size(i) for i in range(len(train_base))]), args.batch_size, seed=args.seed)
+    iters_per_epoch = len(sampler)
+    total_iters = args.iters or args.epochs * iters_per_epoch
+    optim_cfg = OptimConfig(
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        step_size=max(1, round(args.step_size * iters_per_epoch)),
+        milestones=tuple(round(m * iters_per_epoch) for m in args.milestones),
+        gamma=args.gamma,
+        warmup_iters=args.warmup_iters,
+        total_iters=total_iters,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(params, optim_cfg)
+    schedule = LRSchedule(optimizer, optim_cfg)
+    amp = bool(args.amp and device.type == "cuda")
+    if args.amp and not amp:
+        print("warning: --amp needs CUDA; training in fp32 on the CPU", file=sys.stderr)
+    scaler = torch.amp.GradScaler("cuda") if amp else None
+
+    epoch, step_in_epoch, iteration, best_map = 0, 0, 0, -1.0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["schedule"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        epoch, step_in_epoch, iteration = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["iteration"]
+        best_map = ckpt.get("best_map", -1.0)
+        checkpoint.set_rng_state(ckpt["rng"])
+        print(f"resumed from {resume_path}: epoch {epoch + 1}, iteration {iteration}")
+        del ckpt
+
+    train_config = {k: v for k, v in vars(args).items()}
+    train_config["iters_per_epoch"] = iters_per_epoch
+    metrics_file = open(out / "metrics.jsonl", "a")
+    last_eval: dict = {}
+
+    def log(record: dict) -> None:
+        metrics_file.write(json.dumps(record) + "\n")
+        metrics_file.flush()
+
+    def save(path: Path, *, resumable: bool = True, metrics: dict | None = None) -> None:
+        payload = checkpoint.model_payload(
+            model, kind=args.model, config=model_cfg.to_dict(), class_names=classes, train_config=train_config, metrics=metrics or last_eval
+        )
+        if resumable:
+            payload.update(
+                optimizer=optimizer.state_dict(),
+                schedule=schedule.state_dict(),
+                scaler=scaler.state_dict() if scaler is not None else None,
+                epoch=epoch,
+                step_in_epoch=step_in_epoch,
+                iteration=iteration,
+                best_map=best_map,
+                rng=checkpoint.rng_state(),
+            )
+        checkpoint.save(path, payload)
+
+    print(f"training {args.model}/{model_cfg.backbone} on {len(train_base)} images of {len(classes)} classes, {iters_per_epoch} iterations per epoch, device {device}")
+    stop = _StopFlag()
+    with stop:
+        while epoch < args.epochs and iteration < total_iters and not stop.requested:
+            sampler.set_epoch(epoch, start_batch=step_in_epoch)
+            train_set.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(
+                train_set,
+                batch_sampler=sampler,
+                num_workers=args.workers,
+                collate_fn=collate,
+                pin_memory=device.type == "cuda",
+                # An own generator for worker seeds: drawing them from the global RNG would make a resumed run's
+                # RPN/RoI sampling differ from an uninterrupted one.
+                generator=torch.Generator().manual_seed(args.seed + epoch),
+            )
+            remaining = min(len(sampler), total_iters - iteration)
+            sums: dict[str, float] = {}
+            count = 0
+            t0 = time.perf_counter()
+            images_seen = 0
+            bar = tqdm(total=iters_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress, unit="it", dynamic_ncols=True)
+
+            def on_step(values: dict) -> None:
+                nonlocal iteration, step_in_epoch, count, images_seen
+                iteration += 1
+                step_in_epoch += 1
+                count += 1
+                images_seen += values["images"]
+                for k, v in values.items():
+                    if k.startswith("loss"):
+                        sums[k] = sums.get(k, 0.0) + v
+                speed = images_seen / (time.perf_counter() - t0)
+                bar.set_postfix({"loss": f"{sums['loss'] / count:.3f}", **{k.replace("loss_", ""): f"{v:.3f}" for k, v in values.items() if k.startswith("loss_")}, "img/s": f"{speed:.1f}", "lr": f"{values['lr']:.2g}"}, refresh=False)
+                bar.update(1)
+                if iteration % args.log_every == 0:
+                    log({"type": "step", "epoch": epoch + 1, "iteration": iteration, **{k: v for k, v in values.items() if k != "images"}, "images_per_s": speed})
+                if args.save_every_iters and iteration % args.save_every_iters == 0:
+                    save(out / "last.pt")
+
+            def batches():
+                for batch in itertools.islice(loader, remaining):
+                    if stop.requested:
+                        return
+                    yield batch
+
+            try:
+                train_steps(model, optimizer, schedule, batches(), device=device, scaler=scaler, amp=amp, max_grad_norm=args.clip_grad, on_step=on_step)
+            except NonFiniteLossError as exc:
+                bar.close()
+                metrics_file.close()
+                raise SystemExit(
+                    f"error: {exc} at epoch {epoch + 1}, iteration {iteration + 1}. Training stopped; the last good checkpoint "
+                    f"is {out / 'last.pt'} (if one was written). Try a lower --lr, --warmup-iters or --clip-grad."
+                ) from None
+            bar.close()
+            if step_in_epoch < iters_per_epoch:  # stopped mid-epoch (--iters or a signal): keep the position
+                save(out / "last.pt")
+                break
+            epoch, step_in_epoch = epoch + 1, 0
+            record = {"type": "epoch", "epoch": epoch, "iteration": iteration, **{k: v / max(count, 1) for k, v in sums.items()}, "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+            if val_set is not None and (epoch % args.eval_every == 0 or epoch == args.epochs or iteration >= total_iters):
+                result, sec = evaluate(model, val_set, device=device, workers=min(args.workers, 2), amp=amp, progress=not args.no_progress)
+                last_eval = {"split": args.val_split, "metric": result.metric, "map": result.map, "ap": result.ap, "epoch": epoch, "seconds_per_image": sec}
+                record.update(map=result.map, eval_seconds_per_image=sec)
+                print(f"epoch {epoch}: validation mAP ({result.metric}) = {result.map:.4f}" if result.map is not None else f"epoch {epoch}: no positives in validation split")
+                schedule.observe(result.map or 0.0)
+                if result.map is not None and result.map > best_map:
+                    best_map = result.map
+                    save(out / "best.pt", resumable=False)
+            log(record)
+            save(out / "last.pt")
+            if args.checkpoint_every and epoch % args.checkpoint_every == 0:
+                save(out / f"epoch_{epoch}.pt", resumable=False)
+    metrics_file.close()
+    try:
+        plot_training_curves(out / "metrics.jsonl", out / "training_curves.png")
+    except Exception as exc:  # a plot must never lose a finished training run
+        print(f"warning: could not draw training curves: {exc}", file=sys.stderr)
+    results = {"epoch": epoch, "iteration": iteration, "best_map": best_map if best_map >= 0 else None, "last_eval": last_eval, "out": str(out)}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    train_detector(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
