@@ -1,0 +1,91 @@
+"""The training CLI end to end on a tiny generated dataset: learning, resuming, checkpoints, NaN handling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from detector import checkpoint
+from detector.data.voc import VOCDetection
+from detector.engine import evaluate
+from detector.models.factory import build_detector, load_detector
+from detector.models.faster_rcnn import tiny_config
+from detector.train import main as train_main
+
+# Small inputs keep a step around 0.05 s on two CPU cores.
+FAST = ["--backbone", "tiny", "--min-size", "128", "--max-size", "192", "--workers", "0", "--no-progress", "--checkpoint-every", "0"]
+
+
+def run(tiny_voc, out, *extra):
+    return train_main(["--data", str(tiny_voc), "--train-split", "train", "--val-split", "none", "--out", str(out), *FAST, *extra])
+
+
+def test_resume_gives_the_same_next_steps_as_not_stopping(tiny_voc, tmp_path):
+    common = ["--epochs", "3", "--batch-size", "2", "--lr", "0.01", "--seed", "1"]
+    run(tiny_voc, tmp_path / "straight", *common, "--iters", "7")
+    run(tiny_voc, tmp_path / "resumed", *common, "--iters", "3")  # stops mid-epoch 1 (4 iterations per epoch)
+    stopped = checkpoint.load(tmp_path / "resumed" / "last.pt")
+    assert (stopped["epoch"], stopped["step_in_epoch"], stopped["iteration"]) == (0, 3, 3)
+    run(tiny_voc, tmp_path / "resumed", *common, "--iters", "7", "--resume", "auto")
+    a = checkpoint.load(tmp_path / "straight" / "last.pt")
+    b = checkpoint.load(tmp_path / "resumed" / "last.pt")
+    assert a["iteration"] == b["iteration"] == 7
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["schedule"] == b["schedule"]
+
+
+def test_training_clearly_beats_the_untrained_model(tiny_voc, tmp_path):
+    out = tmp_path / "run"
+    run(tiny_voc, out, "--epochs", "40", "--batch-size", "2", "--lr", "0.02", "--weight-decay", "1e-4", "--warmup-iters", "10",
+        "--schedule", "cosine", "--hflip", "0", "--seed", "0")
+    # Evaluated on the training images: the test is that the model learns, not that it generalises from 8 images.
+    data = VOCDetection(tiny_voc, "train", keep_difficult=True)
+    trained, _ = load_detector(out / "last.pt")
+    torch.manual_seed(0)
+    untrained = build_detector("faster_rcnn", trained.config).eval()
+    device = torch.device("cpu")
+    after, _ = evaluate(trained, data, device=device, progress=False)
+    before, _ = evaluate(untrained, data, device=device, progress=False)
+    assert before.map < 0.1
+    assert after.map > 0.5 and after.map > before.map + 0.4
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == list(range(1, 41))
+    assert (out / "training_curves.png").stat().st_size > 10_000
+
+
+def test_checkpoint_is_self_describing(tiny_voc, tmp_path):
+    out = tmp_path / "run"
+    train_main(["--data", str(tiny_voc), "--train-split", "train", "--val-split", "val", "--out", str(out), *FAST, "--epochs", "1", "--batch-size", "4"])
+    ckpt = checkpoint.load(out / "last.pt")
+    assert ckpt["kind"] == "faster_rcnn"
+    assert ckpt["class_names"] == list(VOCDetection(tiny_voc, "train").classes)
+    assert ckpt["model_config"]["backbone"] == "tiny" and tuple(ckpt["model_config"]["min_size"]) == (128,)
+    assert ckpt["train_config"]["lr"] == 0.001 and ckpt["versions"]["torch"] == str(torch.__version__)
+    assert ckpt["metrics"]["split"] == "val" and 0.0 <= ckpt["metrics"]["map"] <= 1.0
+    assert (out / "best.pt").exists() and json.loads((out / "results.json").read_text())["epoch"] == 1
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tiny_voc, tmp_path, monkeypatch):
+    from detector.models import roi_heads
+
+    real = roi_heads.RoIHeads.losses
+
+    def poisoned(self, *args):
+        losses = real(self, *args)
+        losses["loss_classifier"] = losses["loss_classifier"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(roi_heads.RoIHeads, "losses", poisoned)
+    with pytest.raises(SystemExit, match=r"loss is not finite \(.*loss_classifier=nan.*\) at epoch 1, iteration 1"):
+        run(tiny_voc, tmp_path / "nan", "--epochs", "1")
+    assert not (tmp_path / "nan" / "last.pt").exists()
+
+
+def test_resume_refuses_a_checkpoint_for_other_classes(tiny_voc, tmp_path):
+    model = build_detector("faster_rcnn", tiny_config(2))
+    checkpoint.save(tmp_path / "other.pt", checkpoint.model_payload(model, kind="faster_rcnn", config=model.config.to_dict(), class_names=["a", "b"]))
+    with pytest.raises(SystemExit, match="was trained on classes"):
+        run(tiny_voc, tmp_path / "x", "--resume", str(tmp_path / "other.pt"))
