@@ -37,7 +37,7 @@ def load_image(path: str | Path) -> Image.Image:
 @torch.inference_mode()
 def detect(model: torch.nn.Module, images: list[Image.Image], device: torch.device, score_threshold: float) -> list[dict]:
     """Per image: {"boxes": [[x0, y0, x1, y1], ...] continuous pixels, "labels": [name, ...], "scores": [...]}."""
-    tensors = [torch.from_numpy(np.asarray(im)).permute(2, 0, 1).float().div(255).to(device) for im in images]
+    tensors = [torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div(255).to(device) for im in images]
     results = []
     for out in model(tensors):
         keep = out["scores"] >= score_threshold

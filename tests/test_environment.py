@@ -1,0 +1,18 @@
+"""The installation itself: the OpenCV contrib build owns cv2 (selective search), torchvision's ops load."""
+
+import torch
+
+
+def test_opencv_contrib_selective_search_imports():
+    import cv2
+
+    ss = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
+    assert ss is not None
+
+
+def test_torchvision_compiled_ops_work():
+    from torchvision.ops import nms
+
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+    keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
+    assert keep.tolist() == [0, 2]
