@@ -18,10 +18,21 @@ class DetectionTransform:
     """Applies an albumentations pipeline to the image and its boxes, carrying labels and ``difficult`` along.
     Boxes that leave the image are dropped together with their labels."""
 
-    def __init__(self, transforms: list[A.BasicTransform] | None = None, *, seed: int | None = None):
+    def __init__(
+        self,
+        transforms: list[A.BasicTransform] | None = None,
+        *,
+        seed: int | None = None,
+        min_visibility: float = 0.0,
+        min_area: float = 0.0,
+    ):
+        # min_visibility: fraction of a box's area that must stay inside the image through each step;
+        # min_area: its least area in pixels. The defaults only drop boxes left with no area.
         self.pipeline = A.Compose(
             transforms or [],
-            bbox_params=A.BboxParams(format="pascal_voc", label_fields=["indices"], min_visibility=0.0, clip=True),
+            bbox_params=A.BboxParams(
+                format="pascal_voc", label_fields=["indices"], min_visibility=min_visibility, min_area=min_area, clip=True
+            ),
             seed=seed,
         )
 
@@ -42,8 +53,17 @@ class DetectionTransform:
         return image_t, target
 
 
-def detection_transform(train: bool, *, hflip: float = 0.5, seed: int | None = None) -> DetectionTransform:
-    """The papers' augmentation: a horizontal flip in training (resizing is the model's); nothing at test."""
+def detection_transform(
+    train: bool, *, hflip: float = 0.5, seed: int | None = None, preset: str | None = None
+) -> DetectionTransform:
+    """The papers' augmentation: a horizontal flip in training (resizing is the model's); nothing at test.
+
+    With ``preset`` (a name in ``detector.data.augment.PRESETS``) that preset's pipeline instead, ``hflip`` unused.
+    """
+    if preset is not None:
+        from detector.data.augment import detection_pipeline  # imports this module
+
+        return detection_pipeline(preset, train=train, seed=seed)
     return DetectionTransform([A.HorizontalFlip(p=hflip)] if train and hflip > 0 else [], seed=seed)
 
 
