@@ -23,13 +23,13 @@ test: install
 	$(PY) -m pytest
 
 $(DATA)/labels.txt: | $(STAMP)
-	$(PY) -m detector.data.synth --out $(DATA) --seed 0
+	$(PY) -m detector.data.synth --out $(DATA) --train 2000 --val 100 --test 200 --seed 0 --no-progress
 
 # The default model: the tiny Faster R-CNN trained on the generated dataset, reproducible from its seed.
 default-detector: install $(DATA)/labels.txt
-	$(PY) -m detector.train --data $(DATA) --train-split trainval --val-split test --backbone tiny \
-		--epochs 14 --batch-size 4 --optimizer momentum --lr 0.02 --weight-decay 1e-4 --warmup-iters 100 \
-		--schedule cosine --eval-every 2 --checkpoint-every 0 --seed 0 --out runs/default-detector
+	$(PY) -m detector.train --data $(DATA) --train-split train --val-split val --backbone tiny \
+		--epochs 10 --batch-size 2 --optimizer momentum --lr 0.02 --weight-decay 1e-4 --warmup-iters 200 \
+		--schedule cosine --eval-every 3 --checkpoint-every 0 --workers 1 --seed 0 --out runs/default-detector
 	$(PY) -c "from detector.checkpoint import export; export('runs/default-detector/last.pt', '$(DEFAULT_DETECTOR)')"
 
 $(DEFAULT_DETECTOR):

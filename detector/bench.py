@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--warmup", type=int, default=1, help="untimed iterations before the timed ones")
         p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
         p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads; None keeps torch's choice")
-        p.add_argument("--min-size", type=int, default=None, help="shorter side both models resize to; None keeps the config's (600; tiny 320)")
+        p.add_argument("--min-size", type=int, default=None, help="shorter side both models resize to; None keeps the config's (600; tiny 288)")
         p.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and sampling")
         p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True, help="measure peak memory (CPU: a fresh process per model)")
         p.add_argument("--json", type=Path, default=None, help="write the figures and settings as JSON to this file")

@@ -54,10 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--backbone", choices=BACKBONES, default="vgg16")
     m.add_argument("--pretrained", default="auto", help="PATH, 'imagenet', 'none', or 'auto' (imagenet except for the tiny backbone)")
     m.add_argument("--weights-dir", default="weights", help="where 'imagenet' weights are looked up")
-    m.add_argument("--min-size", type=int, nargs="+", default=None, help="shorter side(s) in training (one picked per batch); default: 600, or 320 for tiny")
-    m.add_argument("--max-size", type=int, default=None, help="cap on the longer side; default: 1000, or 512 for tiny")
+    m.add_argument("--min-size", type=int, nargs="+", default=None, help="shorter side(s) in training (one picked per batch); default: 600, or 288 for tiny")
+    m.add_argument("--max-size", type=int, default=None, help="cap on the longer side; default: 1000, or 480 for tiny")
     m.add_argument("--anchor-sizes", type=float, nargs="+", default=None, help="anchor sizes in pixels; default: 128 256 512")
-    m.add_argument("--pooler", choices=("roi_pool", "roi_align"), default="roi_pool")
+    m.add_argument("--pooler", choices=("roi_pool", "roi_align"), default=None, help="RoI pooling; default: roi_pool, or roi_align for tiny")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=14)
     o.add_argument("--iters", type=int, default=0, help="stop after this many iterations in total (0 = run all epochs)")
@@ -103,7 +103,8 @@ def model_config_from_args(args: argparse.Namespace, num_classes: int) -> Faster
         cfg.max_size = args.max_size
     if args.anchor_sizes:
         cfg.rpn.anchor_sizes = tuple(args.anchor_sizes)
-    cfg.roi_heads.pooler = args.pooler
+    if args.pooler:
+        cfg.roi_heads.pooler = args.pooler
     return cfg
 
 
@@ -152,9 +153,7 @@ def train_detector(args: argparse.Namespace) -> dict:
     if args.val_split != "none":
         val_set = VOCDetection(args.data, _splits(args.val_split), classes=classes, keep_difficult=True, years=years)
         if args.val_limit:
-            val_set = torch.utils.data.Subset(val_set, range(min(args.val_limit, len(val_set))))
-            val_set.classes = classes  # the evaluator reads the class names and targets through the subset
-            val_set.target = lambda i, base=val_set: base.dataset.target(base.indices[i])
+            val_set = val_set.first(args.val_limit)
 
     resume_path = None
     if args.resume:

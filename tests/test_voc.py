@@ -542,3 +542,15 @@ def test_index_bounds(tmp_path):
     assert ds.target(-1)["image_id"] == "000002"
     with pytest.raises(IndexError):
         ds.target(2)
+
+
+def test_first_limits_the_dataset_to_its_leading_images(tmp_path):
+    from detector.data.synth import generate
+
+    generate(tmp_path, train=5, val=1, test=1, seed=0, image_size=(64, 80), max_objects=1, progress=False)
+    full = VOCDetection(tmp_path, "train")
+    head = full.first(2)
+    assert len(head) == 2 and head.image_ids == full.image_ids[:2] and len(full) == 5
+    assert torch.equal(head.target(1)["boxes"], full.target(1)["boxes"])
+    with pytest.raises(IndexError):
+        head.target(2)

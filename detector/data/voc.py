@@ -20,6 +20,7 @@ dataset classes are 1..K (label ``i + 1`` is ``classes[i]``).
 
 from __future__ import annotations
 
+import copy
 import operator
 import os
 import re
@@ -582,6 +583,16 @@ class VOCDetection(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def first(self, n: int) -> "VOCDetection":
+        """The same dataset limited to its first ``n`` images (e.g. a quick validation on part of a split)."""
+        view = copy.copy(self)
+        view._items = self._items[:n]
+        view.image_ids = self.image_ids[:n]
+        # Caches are keyed by index, and the first n indices keep their meaning; copy so the views stay apart.
+        view._annotations, view._image_paths, view._targets = dict(self._annotations), dict(self._image_paths), dict(self._targets)
+        view.warnings = list(self.warnings)
+        return view
 
     def __repr__(self) -> str:
         return (

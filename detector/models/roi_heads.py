@@ -104,6 +104,9 @@ class RoIHeads(nn.Module):
         size = (self.pool_size, self.pool_size)
         if self.config.pooler == "roi_align":
             return roi_align(features, rois, size, spatial_scale=self.spatial_scale, sampling_ratio=2, aligned=True)
+        if features.dtype == torch.bfloat16 and features.device.type == "cpu":
+            # torchvision has no CPU bf16 roi_pool kernel; max pooling is exact in fp32 and back.
+            return roi_pool(features.float(), [r.float() for r in rois], size, spatial_scale=self.spatial_scale).to(features.dtype)
         return roi_pool(features, rois, size, spatial_scale=self.spatial_scale)
 
     def forward(
