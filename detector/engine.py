@@ -33,6 +33,25 @@ def autocast(device: torch.device, amp: bool):
     return torch.autocast("cuda", dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
 
 
+def backward_step(
+    loss: Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, *, scaler: torch.amp.GradScaler | None = None, max_grad_norm: float | None = None
+) -> None:
+    """Zero the gradients, back-propagate ``loss`` (scaled when ``scaler``), clip the gradient norm, step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if max_grad_norm:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+
+
 def train_steps(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -60,19 +79,7 @@ def train_steps(
         if not math.isfinite(float(loss.detach())):
             bad = ", ".join(f"{k}={v}" for k, v in values.items())
             raise NonFiniteLossError(f"loss is not finite ({bad})")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            if max_grad_norm:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
+        backward_step(loss, model, optimizer, scaler=scaler, max_grad_norm=max_grad_norm)
         lr = optimizer.param_groups[0]["lr"]
         schedule.step()
         if on_step is not None:

@@ -1,6 +1,7 @@
-"""Train a detector on PASCAL VOC or any VOC-format dataset.
+"""Train a detector on PASCAL VOC or any VOC-format dataset (an image classifier with --task classify).
 
     python -m detector.train --data ROOT --model faster_rcnn --backbone vgg16 --out runs/vgg16
+    python -m detector.train --task classify --help
 
 Defaults are the Faster R-CNN paper's VGG16 recipe (shorter side 600, longer at most 1000, horizontal flip,
 momentum SGD lr 0.001, momentum 0.9, weight decay 5e-4, lr divided by 10 after 10 of 14 epochs: the reference
@@ -39,7 +40,7 @@ from detector.plots import plot_training_curves
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=("detect",), default="detect", help="what to train")
+    p.add_argument("--task", choices=("detect", "classify"), default="detect", help="what to train; '--task classify --help' lists the classification options")
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, help="VOC-format root (or a VOCdevkit folder)")
     d.add_argument("--train-split", default="trainval", help="ImageSets/Main split(s) to train on; '+' joins several")
@@ -319,7 +320,21 @@ def train_detector(args: argparse.Namespace) -> dict:
     return results
 
 
+def _task(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+    return "detect"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _task(argv) == "classify":  # its own parser: the detection options mean nothing there
+        from detector.classify.train import main as classify_main
+
+        return classify_main(argv)
     args = build_parser().parse_args(argv)
     train_detector(args)
     return 0

@@ -237,3 +237,67 @@ def test_bad_arguments_name_the_field(tmp_path):
         generate(tmp_path, max_objects=0, progress=False)
     with pytest.raises(ValueError, match="train"):
         generate(tmp_path, train=-1, progress=False)
+
+
+def test_classification_crops_one_per_non_difficult_object(small, tmp_path):
+    out, _ = small
+    summary = synth.write_classification_crops(out, tmp_path / "crops", size=24)
+    difficult = 0
+    for split in ("train", "val", "test"):
+        expected = {name: [] for name in CLASSES}
+        for i in _read_lines(out / "ImageSets/Main" / f"{split}.txt"):
+            for k, o in enumerate(_parse(out / "Annotations" / f"{i}.xml")[2]):
+                if o["difficult"]:
+                    difficult += 1
+                else:
+                    expected[o["name"]].append(f"{i}_{k}.jpg")
+        folder = tmp_path / "crops" / split
+        assert sorted(p.name for p in folder.iterdir()) == sorted(CLASSES)  # a folder per class, even an empty one
+        for name in CLASSES:
+            assert sorted(p.name for p in (folder / name).iterdir()) == sorted(expected[name]), (split, name)
+        assert summary["splits"][split]["crops"] == sum(len(v) for v in expected.values())
+        assert summary["splits"][split]["per_class"] == {name: len(v) for name, v in expected.items()}
+    assert sum(s["difficult_skipped"] for s in summary["splits"].values()) == difficult
+    with Image.open(next((tmp_path / "crops" / "train").glob("*/*.jpg"))) as crop:
+        assert crop.size == (24, 24) and crop.mode == "RGB"
+
+
+def _write_voc(root, image, objects):
+    """One-image VOC folder; objects are (name, (xmin, ymin, xmax, ymax) 1-based inclusive, difficult)."""
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True)
+    Image.fromarray(image).save(root / "JPEGImages" / "a.png")
+    body = "".join(
+        f"<object><name>{n}</name><difficult>{int(d)}</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for n, b, d in objects
+    )
+    h, w = image.shape[:2]
+    (root / "Annotations" / "a.xml").write_text(f"<annotation><filename>a.png</filename><size><width>{w}</width><height>{h}</height></size>{body}</annotation>")
+    (root / "ImageSets/Main/train.txt").write_text("a\n")
+
+
+def test_classification_crop_adds_context_and_clips_to_the_image(tmp_path):
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[10:20, 10:20] = 255  # the object: pixels 10..19, VOC box 11..20, continuous [10, 20)
+    objects = [("rectangle", (11, 11, 20, 20), False), ("star", (51, 1, 60, 10), False), ("ring", (30, 30, 35, 35), True)]
+    _write_voc(tmp_path / "voc", image, objects)
+    summary = synth.write_classification_crops(tmp_path / "voc", tmp_path / "crops", size=20, context=0.5, splits=("train",))
+    assert summary["splits"]["train"]["crops"] == 2 and summary["splits"]["train"]["difficult_skipped"] == 1
+    # [10, 20) grown by 0.5 * 10 on each side is [5, 25): 20 px, written without resampling, object in the middle.
+    with Image.open(tmp_path / "crops/train/rectangle/a_0.jpg") as f:
+        crop = np.asarray(f.convert("L"), dtype=np.float32)
+    assert crop[6:14, 6:14].min() > 200 and crop[:4].max() < 60 and crop[16:].max() < 60
+    # The corner object's window [45, 65) x [-5, 15) is clipped to [45, 60) x [0, 15) and stretched to 20 x 20.
+    with Image.open(tmp_path / "crops/train/star/a_1.jpg") as f:
+        assert f.size == (20, 20)
+    assert not list((tmp_path / "crops/train/ring").iterdir())
+
+
+def test_cli_writes_the_classification_variant(tmp_path, capsys):
+    assert synth.main(["--out", str(tmp_path / "voc"), "--train", "2", "--val", "1", "--test", "1", "--image-size", "96", "128",
+                       "--no-progress", "--classification", str(tmp_path / "crops"), "--crop-size", "16"]) == 0
+    assert "16 x 16 crops" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "crops").iterdir()) == ["test", "train", "val"]
+    crops = list((tmp_path / "crops").glob("*/*/*.jpg"))
+    assert crops and all(Image.open(p).size == (16, 16) for p in crops)

@@ -11,6 +11,7 @@ from detector.classify.models import (
     head_module,
     head_parameters,
     imagenet_categories,
+    load_classifier,
     to_dense,
     unfreeze_last,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "head_parameters",
     "imagenet_categories",
     "init_weights",
+    "load_classifier",
     "make_activation",
     "to_dense",
     "unfreeze_last",

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 from torchvision import models
 
+from detector import checkpoint
 from detector.classify.init import activation_pieces, default_init_for, init_weights, make_activation
 from detector.weights import load_checked, load_pretrained_state_dict
 
@@ -343,3 +345,27 @@ def unfreeze_last(model: nn.Module, n: int, *, lr: float, lr_mult: float = 0.1) 
         p.requires_grad_(True)
     groups = [{"params": backbone, "lr": lr * lr_mult}] if backbone else []
     return [*groups, {"params": head_parameters(model), "lr": lr}]
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+
+CLASSIFIER_KIND = "classifier"  # the checkpoint's "kind"; "model_config" holds build_classifier's arguments and "name"
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuilds a classifier from a checkpoint written by ``python -m detector.train --task classify``, from the
+    file alone (no ImageNet weights needed). Returns (model in eval mode on ``device`` with ``.class_names``, the
+    checkpoint dict without the weights)."""
+    ckpt = checkpoint.load(path)
+    if ckpt.get("kind") != CLASSIFIER_KIND:
+        raise checkpoint.CheckpointError(f"{path} holds a {ckpt.get('kind')!r} model, not a classifier; train one with --task classify")
+    config = dict(ckpt["model_config"])
+    name = config.pop("name")
+    config["input_size"] = tuple(config["input_size"])
+    config["hidden_sizes"] = tuple(config["hidden_sizes"])
+    config["init"] = None  # every weight comes from the file
+    model = build_classifier(name, **config)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt.pop("model").items()})
+    model.class_names = tuple(ckpt["class_names"])
+    return model.to(device).eval(), ckpt

@@ -1,1 +1,1 @@
-"""Datasets: the VOC-format loader and the generated VOC-format dataset."""
+"""Datasets: the VOC-format loader, class-folder images for classification, and the generated VOC-format dataset."""

@@ -14,7 +14,8 @@ Conventions:
 - Images are (H, W, 3) uint8 RGB arrays; masks are (H, W) bool; alphas are (H, W) uint8 coverage.
 - Label 0 is background; label k (1..6) is ``CLASSES[k - 1]``, written one per line to ``labels.txt``.
 
-Usage: ``python -m detector.data.synth --out DIR`` or ``generate(DIR)``.
+Usage: ``python -m detector.data.synth --out DIR`` or ``generate(DIR)``. The classification variant (one crop
+per non-difficult object, in class folders): ``--classification DIR2`` or ``write_classification_crops(DIR, DIR2)``.
 """
 
 from __future__ import annotations
@@ -556,6 +557,61 @@ def generate(out_dir: str | Path, *, train: int = 600, val: int = 100, test: int
     return summary
 
 
+def write_classification_crops(voc_root: str | Path, out_dir: str | Path, *, size: int = 64, context: float = 0.15,
+                               splits: tuple[str, ...] = ("train", "val", "test")) -> dict:
+    """Write the dataset's classification variant: one ``size`` x ``size`` image per non-difficult object.
+
+    Each object's box is enlarged by ``context`` times its width (height) on the left and right (top and
+    bottom), clipped to the image and warped to ``size`` x ``size`` (aspect ratio not kept, as R-CNN warps
+    its regions), then written to ``out_dir/<split>/<class>/<image_id>_<k>.jpg`` with ``k`` the object's
+    index in its annotation. Every class gets a folder in every split, even an empty one, so that all
+    splits list the same classes. Reads ``voc_root`` as ``generate`` writes it (any VOC-format folder works).
+
+    Returns ``{"size", "context", "classes", "splits": {split: {"crops", "difficult_skipped", "per_class"}}}``.
+    """
+    from detector.data.voc import _find_image, _load_rgb, parse_voc_xml, read_labels_file  # torch-backed: imported on use
+
+    if size < 1:
+        raise ValueError(f"size={size}: use a positive number of pixels")
+    if context < 0:
+        raise ValueError(f"context={context}: use a non-negative fraction of the box size")
+    root, out = Path(voc_root), Path(out_dir)
+    labels = root / "labels.txt"
+    classes = read_labels_file(labels) if labels.is_file() else CLASSES
+    summary = {"size": size, "context": context, "classes": list(classes), "splits": {}}
+    for split in splits:
+        split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+        if not split_file.is_file():
+            raise FileNotFoundError(f"{split_file} does not exist; write the VOC dataset first (generate) or pass other splits")
+        for name in classes:
+            (out / split / name).mkdir(parents=True, exist_ok=True)
+        stats = {"crops": 0, "difficult_skipped": 0, "per_class": dict.fromkeys(classes, 0)}
+        for image_id in split_file.read_text().split():
+            ann = parse_voc_xml(root / "Annotations" / f"{image_id}.xml", classes)
+            image = None
+            for k, obj in enumerate(ann.objects):
+                if obj.difficult:
+                    stats["difficult_skipped"] += 1
+                    continue
+                if image is None:
+                    image = _load_rgb(_find_image(root, image_id, ann.filename))
+                height, width = image.shape[:2]
+                x0, y0, x1, y1 = obj.box
+                dx, dy = context * (x1 - x0), context * (y1 - y0)
+                c0, r0 = max(0, math.floor(x0 - dx)), max(0, math.floor(y0 - dy))
+                c1, r1 = min(width, math.ceil(x1 + dx)), min(height, math.ceil(y1 + dy))
+                if c1 <= c0 or r1 <= r0:
+                    raise ValueError(f"{root / 'Annotations' / f'{image_id}.xml'}: object {k} ({obj.name}) lies outside its {width} x {height} image")
+                crop = cv2.resize(image[r0:r1, c0:c1], (size, size), interpolation=cv2.INTER_AREA)
+                path = out / split / obj.name / f"{image_id}_{k}.jpg"
+                if not cv2.imwrite(str(path), crop[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+                    raise OSError(f"could not write {path}; check that the directory is writable")
+                stats["crops"] += 1
+                stats["per_class"][obj.name] += 1
+        summary["splits"][split] = stats
+    return summary
+
+
 def format_summary(summary: dict) -> str:
     """A plain-text table of objects per class and split, as printed by the CLI."""
     splits = list(summary["splits"])
@@ -587,6 +643,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="range of image width and height, drawn independently per image")
     parser.add_argument("--max-objects", type=int, default=4, help="at most this many objects per image")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--classification", type=Path, default=None, metavar="DIR",
+                        help="also write the classification variant into DIR: every non-difficult object "
+                             "cropped (with context) to DIR/<split>/<class>/<image_id>_<k>.jpg")
+    parser.add_argument("--crop-size", type=int, default=64, help="side of the classification crops in pixels")
     args = parser.parse_args(argv)
     try:
         summary = generate(args.out, train=args.train, val=args.val, test=args.test, seed=args.seed,
@@ -596,6 +656,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     print(f"wrote {args.out}")
     print(format_summary(summary))
+    if args.classification is not None:
+        try:
+            crops = write_classification_crops(args.out, args.classification, size=args.crop_size)
+        except ValueError as err:
+            parser.error(str(err))
+        counts = ", ".join(f"{s}: {v['crops']}" for s, v in crops["splits"].items())
+        print(f"wrote {args.classification}: {args.crop_size} x {args.crop_size} crops ({counts})")
     return 0
 
 
