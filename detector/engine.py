@@ -21,6 +21,22 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; training stops rather than writing a corrupt checkpoint."""
 
 
+def non_finite_exit(exc: NonFiniteLossError, *, epoch: int, iteration: int, last_checkpoint) -> SystemExit:
+    """The trainers' one-line answer to a NaN/inf loss (``epoch``, ``iteration``: 1-based, of the failed step)."""
+    return SystemExit(
+        f"error: {exc} at epoch {epoch}, iteration {iteration}. Training stopped; the last good checkpoint "
+        f"is {last_checkpoint} (if one was written). Try a lower --lr, --warmup-iters or --clip-grad."
+    )
+
+
+def stoppable(batches: Iterable, limit: int, stop) -> Iterable:
+    """At most ``limit`` items of ``batches``, ending early once ``stop.requested`` is set (Ctrl-C/SIGTERM)."""
+    for i, batch in enumerate(batches):
+        if i >= limit or stop.requested:
+            return
+        yield batch
+
+
 def to_device(images: list[Tensor], targets: list[dict], device: torch.device) -> tuple[list[Tensor], list[dict]]:
     non_blocking = device.type == "cuda"
     images = [img.to(device, non_blocking=non_blocking) for img in images]

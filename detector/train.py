@@ -13,8 +13,6 @@ implementations' 50k of 70k iterations at one image per batch on VOC2007 trainva
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import itertools
 import json
 import random
 import signal
@@ -30,7 +28,7 @@ from detector import checkpoint
 from detector.data.sampler import GroupedBatchSampler, aspect_ratio_groups
 from detector.data.transforms import AugmentedDataset, collate, detection_transform, keep_numpy
 from detector.data.voc import VOCDetection
-from detector.engine import NonFiniteLossError, evaluate, train_steps
+from detector.engine import NonFiniteLossError, evaluate, non_finite_exit, stoppable, train_steps
 from detector.models.backbones import BACKBONES
 from detector.models.factory import DETECTOR_KINDS, build_detector, config_from_dict
 from detector.models.faster_rcnn import FasterRCNNConfig, tiny_config
@@ -276,21 +274,13 @@ def train_detector(args: argparse.Namespace) -> dict:
                 if args.save_every_iters and iteration % args.save_every_iters == 0:
                     save(out / "last.pt")
 
-            def batches():
-                for batch in itertools.islice(loader, remaining):
-                    if stop.requested:
-                        return
-                    yield batch
-
             try:
-                train_steps(model, optimizer, schedule, batches(), device=device, scaler=scaler, amp=amp, max_grad_norm=args.clip_grad, on_step=on_step)
+                batches = stoppable(loader, remaining, stop)
+                train_steps(model, optimizer, schedule, batches, device=device, scaler=scaler, amp=amp, max_grad_norm=args.clip_grad, on_step=on_step)
             except NonFiniteLossError as exc:
                 bar.close()
                 metrics_file.close()
-                raise SystemExit(
-                    f"error: {exc} at epoch {epoch + 1}, iteration {iteration + 1}. Training stopped; the last good checkpoint "
-                    f"is {out / 'last.pt'} (if one was written). Try a lower --lr, --warmup-iters or --clip-grad."
-                ) from None
+                raise non_finite_exit(exc, epoch=epoch + 1, iteration=iteration + 1, last_checkpoint=out / "last.pt") from None
             bar.close()
             if step_in_epoch < iters_per_epoch:  # stopped mid-epoch (--iters or a signal): keep the position
                 save(out / "last.pt")

@@ -34,7 +34,7 @@ from detector.data.augment import PRESETS, classification_transform
 from detector.data.folder import ImageFolderDataset
 from detector.data.sampler import GroupedBatchSampler
 from detector.data.transforms import AugmentedDataset
-from detector.engine import NonFiniteLossError
+from detector.engine import NonFiniteLossError, non_finite_exit, stoppable
 from detector.optim import OPTIMIZERS, SCHEDULES, LRSchedule, OptimConfig, build_optimizer
 from detector.plots import plot_training_curves
 from detector.train import _StopFlag, resolve_device, seed_everything
@@ -367,21 +367,13 @@ def train_classifier(args: argparse.Namespace) -> dict:
                 if iteration % args.log_every == 0:
                     log({"type": "step", "epoch": epoch + 1, "iteration": iteration, "loss": values["loss"], "lr": values["lr"], "images_per_s": speed})
 
-            def batches():
-                for batch in itertools.islice(loader, remaining):
-                    if stop.requested:
-                        return
-                    yield batch
-
             try:
-                train_steps(model, optimizer, schedule, batches(), device=device, scaler=scaler, amp=amp, max_grad_norm=args.clip_grad, on_step=on_step)
+                batches = stoppable(loader, remaining, stop)
+                train_steps(model, optimizer, schedule, batches, device=device, scaler=scaler, amp=amp, max_grad_norm=args.clip_grad, on_step=on_step)
             except NonFiniteLossError as exc:
                 bar.close()
                 metrics_file.close()
-                raise SystemExit(
-                    f"error: {exc} at epoch {epoch + 1}, iteration {iteration + 1}. Training stopped; the last good checkpoint "
-                    f"is {out / 'last.pt'} (if one was written). Try a lower --lr, --warmup-iters or --clip-grad."
-                ) from None
+                raise non_finite_exit(exc, epoch=epoch + 1, iteration=iteration + 1, last_checkpoint=out / "last.pt") from None
             bar.close()
             if step_in_epoch < iters_per_epoch:  # stopped mid-epoch (--iters or a signal): keep the position
                 save(out / "last.pt")

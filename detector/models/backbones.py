@@ -12,10 +12,8 @@ D head representation size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from torchvision import models
 from torchvision.ops.misc import FrozenBatchNorm2d
