@@ -16,6 +16,15 @@ def read_metrics(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _ema(values, alpha: float = 0.1) -> list[float]:
+    """Exponential moving average, started at the first value."""
+    out, avg = [], values[0]
+    for v in values:
+        avg = alpha * v + (1 - alpha) * avg
+        out.append(avg)
+    return out
+
+
 def plot_training_curves(metrics_path: str | Path, out_path: str | Path, *, metric_key: str = "map") -> Path:
     """Left: every ``loss*`` series of the step records against the iteration (log scale). Right: the epoch
     records' ``metric_key`` (validation mAP for detection, accuracy for classification)."""
@@ -28,7 +37,9 @@ def plot_training_curves(metrics_path: str | Path, out_path: str | Path, *, metr
         pts = [(r["iteration"], r[key]) for r in steps if key in r]
         if pts:
             xs, ys = zip(*pts)
-            ax_loss.plot(xs, ys, label=key, linewidth=1.2 if key == "loss" else 0.8)
+            # Per-step losses are noisy (a few images each): draw them faintly and their moving average on top.
+            (line,) = ax_loss.plot(xs, ys, linewidth=0.6, alpha=0.25)
+            ax_loss.plot(xs, _ema(ys), label=key, color=line.get_color(), linewidth=1.6 if key == "loss" else 1.1)
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("iteration")
     ax_loss.set_ylabel("loss")
