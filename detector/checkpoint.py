@@ -91,6 +91,21 @@ def model_payload(model: nn.Module, *, kind: str, config: dict, class_names: lis
     return {"kind": kind, "model_config": config, "class_names": list(class_names), "model": model.state_dict(), **extra}
 
 
+def training_state(optimizer, schedule, scaler, *, epoch: int, step_in_epoch: int, iteration: int, **extra: Any) -> dict[str, Any]:
+    """The part of a checkpoint that ``--resume`` needs beyond the model: optimizer, schedule, AMP scaler,
+    position (0-based epoch, batches done in it, total iterations), RNG states, plus trainer-specific ``extra``."""
+    return {
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": epoch,
+        "step_in_epoch": step_in_epoch,
+        "iteration": iteration,
+        "rng": rng_state(),
+        **extra,
+    }
+
+
 def export(src: str | Path, dst: str | Path, *, half: bool = False) -> Path:
     """Copies a training checkpoint without its resume state (optimizer and friends): a smaller file to serve
     or ship. ``half`` stores floating-point weights in fp16 (loaded back as fp32)."""

@@ -223,14 +223,7 @@ def train_detector(args: argparse.Namespace) -> dict:
         )
         if resumable:
             payload.update(
-                optimizer=optimizer.state_dict(),
-                schedule=schedule.state_dict(),
-                scaler=scaler.state_dict() if scaler is not None else None,
-                epoch=epoch,
-                step_in_epoch=step_in_epoch,
-                iteration=iteration,
-                best_map=best_map,
-                rng=checkpoint.rng_state(),
+                checkpoint.training_state(optimizer, schedule, scaler, epoch=epoch, step_in_epoch=step_in_epoch, iteration=iteration, best_map=best_map)
             )
         checkpoint.save(path, payload)
 

@@ -325,15 +325,9 @@ def train_classifier(args: argparse.Namespace) -> dict:
         payload = checkpoint.model_payload(model, kind=CLASSIFIER_KIND, config=model_cfg, class_names=classes, train_config=train_config, metrics=last_eval)
         if resumable:
             payload.update(
-                optimizer=optimizer.state_dict(),
-                schedule=schedule.state_dict(),
-                scaler=scaler.state_dict() if scaler is not None else None,
-                epoch=epoch,
-                step_in_epoch=step_in_epoch,
-                iteration=iteration,
-                best_top1=best_top1,
-                best_epoch=best_epoch,
-                rng=checkpoint.rng_state(),
+                checkpoint.training_state(
+                    optimizer, schedule, scaler, epoch=epoch, step_in_epoch=step_in_epoch, iteration=iteration, best_top1=best_top1, best_epoch=best_epoch
+                )
             )
         checkpoint.save(path, payload)
 
