@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", choices=DETECTOR_KINDS, default="faster_rcnn")
     m.add_argument("--backbone", choices=BACKBONES, default="vgg16")
     m.add_argument("--pretrained", default="auto", help="PATH, 'imagenet', 'none', or 'auto' (imagenet except for the tiny backbone)")
+    m.add_argument(
+        "--init",
+        default=None,
+        metavar="CKPT",
+        help="start from a trained detector checkpoint's weights (same classes and architecture; input sizes may "
+        "differ) with a fresh optimizer and schedule: fine-tuning, unlike --resume",
+    )
     m.add_argument("--weights-dir", default="weights", help="where 'imagenet' weights are looked up")
     m.add_argument("--min-size", type=int, nargs="+", default=None, help="shorter side(s) in training (one picked per batch); default: 600, or 288 for tiny")
     m.add_argument("--max-size", type=int, default=None, help="cap on the longer side; default: 1000, or 480 for tiny")
@@ -105,6 +112,25 @@ def model_config_from_args(args: argparse.Namespace, num_classes: int) -> Faster
     if args.pooler:
         cfg.roi_heads.pooler = args.pooler
     return cfg
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str]) -> None:
+    """Copy a trained detector's weights into ``model`` (--init). The classes and every weight's shape must match;
+    settings that own no weights (input sizes, proposal counts, thresholds) come from the command line."""
+    init = checkpoint.load(path)
+    if list(init["class_names"]) != list(classes):
+        raise SystemExit(f"error: --init {path} was trained on classes {init['class_names']}, this dataset has {list(classes)}")
+    own = model.state_dict()
+    mismatched = [k for k, v in init["model"].items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    missing = sorted(set(own) - set(init["model"]))
+    unexpected = sorted(set(init["model"]) - set(own))
+    if mismatched or missing or unexpected:
+        raise SystemExit(
+            f"error: --init {path} does not fit this model (backbone/anchors/head must match): "
+            f"shape mismatch {mismatched[:5]}, missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in init["model"].items()})
+    print(f"initialised from {path}")
 
 
 def seed_everything(seed: int) -> None:
@@ -168,8 +194,12 @@ def train_detector(args: argparse.Namespace) -> dict:
         pretrained = args.pretrained
         if pretrained == "auto":
             pretrained = "none" if args.backbone == "tiny" else "imagenet"
+    if args.init and ckpt is None:
+        pretrained = None  # every weight comes from the --init checkpoint
     seed_everything(args.seed)
     model = build_detector(args.model, model_cfg, pretrained=pretrained, weights_dir=args.weights_dir).to(device)
+    if args.init and ckpt is None:
+        init_from_checkpoint(model, Path(args.init), classes)
 
     train_set = AugmentedDataset(train_base, detection_transform(True, hflip=args.hflip), seed=args.seed)
     sampler = GroupedBatchSampler(aspect_ratio_groups([train_base.image_size(i) for i in range(len(train_base))]), args.batch_size, seed=args.seed)

@@ -1,0 +1,1 @@
+"""The FastAPI service: ``create_app(settings)`` in api.main; ``uvicorn api.main:app`` serves the defaults."""

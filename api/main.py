@@ -1,0 +1,87 @@
+"""The detection and classification service.
+
+    uvicorn api.main:app                      # default settings (DETECTOR_API_* environment variables)
+    python -m api --host 0.0.0.0 --port 8000  # the same, with the settings printed and uvicorn's options
+
+``create_app(settings)`` builds an app; nothing is loaded at import time. Models load in the lifespan (from their
+self-describing checkpoints), are warmed up, get one batching inference worker each, and only then does /readyz
+answer 200. On shutdown the workers finish the requests already queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+
+from api.config import Settings
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimitMiddleware
+from api.metrics import MetricsMiddleware, ServiceMetrics
+from api.registry import ModelRegistry
+from api.routes import classify, detect, health
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("api")
+
+
+def create_app(settings: Settings | None = None, *, registry: ModelRegistry | None = None) -> FastAPI:
+    """The FastAPI app for ``settings`` (default: read from the environment). ``registry`` replaces model loading
+    (tests pass one whose models are already there)."""
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        reg = app.state.registry
+        if not reg.models:
+            # Loading and warming up take seconds of CPU work: off the event loop, so /healthz answers meanwhile.
+            await asyncio.to_thread(reg.load_all)
+        reg.start_workers()
+        reg.ready = True
+        log.info("ready: %s", ", ".join(f"{n} ({m.task})" for n, m in reg.models.items()))
+        try:
+            yield
+        finally:
+            reg.ready = False
+            await reg.drain()
+
+    app = FastAPI(
+        title="detector",
+        summary="Object detection (Faster R-CNN) and image classification",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.registry = registry or ModelRegistry(settings, metrics)
+    install_error_handlers(app)
+    app.include_router(detect.router)
+    app.include_router(classify.router)
+    app.include_router(health.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    # Outermost last: the size limit wraps everything, metrics count even refused requests.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def __getattr__(name: str):
+    # ``uvicorn api.main:app`` builds the default app on first access rather than at import, so importing this
+    # module (tests, tools) never reads the environment or touches a checkpoint.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

@@ -1,0 +1,59 @@
+"""POST /classify: an image in, the top-k classes with their probabilities out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import APIKey, RegistryDep, SettingsDep
+from api.errors import error_responses
+from api.images import decode_image
+from api.schemas import ClassifyResponse, ImageSize, Prediction, Timing
+from api.upload import REQUEST_BODY, read_image_bytes
+
+router = APIRouter()
+
+
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    dependencies=[APIKey],
+    openapi_extra=REQUEST_BODY,
+    responses=error_responses(400, 401, 404, 413, 415, 422, 503, 504),
+    summary="Classify an image",
+)
+async def classify(
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    top_k: Annotated[int, Query(ge=1, le=1000, description="how many classes to return (at most the model's number of classes)")] = 5,
+    model: Annotated[str | None, Query(min_length=1, max_length=200, description="model name (GET /models); default: the default classifier")] = None,
+    tta: Annotated[Literal["none", "10crop", "multiscale"], Query(description="test-time augmentation: 10 crops or several scales, probabilities averaged")] = "none",
+):
+    start = time.perf_counter()
+    served = registry.get("classify", model)
+    data = await read_image_bytes(request)
+    t_read = time.perf_counter()
+    image = await asyncio.to_thread(decode_image, data, allowed_formats=settings.allowed_formats, max_pixels=settings.max_image_pixels)
+    tensor = await asyncio.to_thread(served.prepare, image, tta)
+    t_decode = time.perf_counter()
+    result = await served.worker.submit(tensor, key=tta, timeout_s=settings.request_timeout_s)
+    probs = result.value
+    k = min(top_k, len(served.class_names))
+    top = probs.topk(k)
+    return ClassifyResponse(
+        model=served.name,
+        image=ImageSize(width=image.width, height=image.height),
+        predictions=[Prediction(label=served.class_names[i], score=min(max(p, 0.0), 1.0)) for p, i in zip(top.values.tolist(), top.indices.tolist())],
+        timing_ms=Timing(
+            read=(t_read - start) * 1000,
+            decode=(t_decode - t_read) * 1000,
+            queue=result.queue_s * 1000,
+            inference=result.inference_s * 1000,
+            total=(time.perf_counter() - start) * 1000,
+            batch_size=result.batch_size,
+        ),
+    )
