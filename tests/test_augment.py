@@ -141,6 +141,23 @@ def test_classification_eval_crops_the_centre_for_alexnet_and_vgg():
         assert abs(float(first_column) * 255 - 56.25) < 1.0
 
 
+def test_d4_classification_draws_each_symmetry_of_the_square_and_nothing_else():
+    image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3) * 5  # no symmetry of its own
+    plain = classification_transform("none", train=False, size=4)(image)
+    symmetries = [torch.rot90(t, k, dims=(1, 2)) for t in (plain, plain.flip(2)) for k in range(4)]
+    assert len({tuple(s.flatten().tolist()) for s in symmetries}) == 8
+    transform = classification_transform("d4", train=True, size=4, seed=0)
+    seen = set()
+    for seed in range(64):
+        transform.reseed(seed)
+        out = transform(image)
+        matches = [i for i, s in enumerate(symmetries) if torch.equal(out, s)]
+        assert len(matches) == 1, seed  # exact: no interpolation, no colour change
+        seen.add(matches[0])
+    assert seen == set(range(8))
+    torch.testing.assert_close(classification_transform("d4", train=False, size=4)(image), plain)
+
+
 def test_pca_lighting_moves_pixels_along_the_imagenet_eigenvectors():
     image = np.full((2, 2, 3), 128, np.uint8)
     # alpha = (1, 0, 0): shift = 255 * 0.2175 * (-0.5675, -0.5808, -0.5836) = (-31.475, -32.213, -32.368)

@@ -104,6 +104,25 @@ def test_lenet5_flatten_size_follows_the_input():
         build_classifier("lenet5", num_classes=10, input_size=(3, 15, 15))
 
 
+def test_convnet_shapes_parameter_count_and_stages():
+    model = build_classifier("convnet", num_classes=6, input_size=(3, 64, 64))
+    # Per stage: conv a->b 3x3 (no bias) + BN (2b) + conv b->b 3x3 + BN (2b); head 128*6+6.
+    stages = [9 * a * b + 2 * b + 9 * b * b + 2 * b for a, b in [(3, 16), (16, 32), (32, 64), (64, 128)]]
+    assert stages == [2800, 13952, 55552, 221696]
+    assert _num_params(model) == sum(stages) + 128 * 6 + 6 == 294_774
+    assert len(backbone_stages(model)) == 4 and head_module(model).in_features == 128
+    model.eval()
+    with torch.no_grad():
+        for side in (16, 48, 64, 100):  # global average pooling: any size from 2 ** 4 px
+            assert model(torch.randn(2, 3, side, side)).shape == (2, 6)
+    narrow = build_classifier("convnet", num_classes=3, input_size=(1, 8, 8), channels=(4, 8), activation="maxout")
+    convs = [m for m in narrow.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 8), (4, 8), (4, 16), (8, 16)]  # maxout: 2 pieces
+    assert narrow(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+    with pytest.raises(ValueError, match="at least 16 px"):
+        build_classifier("convnet", num_classes=3, input_size=(3, 15, 15))
+
+
 # ---- torchvision networks -------------------------------------------------------------------------------------
 
 
@@ -253,7 +272,7 @@ def test_missing_imagenet_file_says_how_to_fetch_it(tmp_path, monkeypatch):
 
 
 def test_bad_arguments_raise_clear_errors():
-    assert CLASSIFIERS == ("softmax", "mlp", "lenet5", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101")
+    assert CLASSIFIERS == ("softmax", "mlp", "lenet5", "convnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101")
     with pytest.raises(ValueError, match="unknown classifier"):
         build_classifier("alexnet", num_classes=3)
     with pytest.raises(ValueError, match="uses ReLU"):

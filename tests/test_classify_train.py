@@ -65,7 +65,7 @@ def test_lenet5_learns_the_crops_and_writes_its_reports(crops, tmp_path, capsys)
     assert ckpt["kind"] == "classifier" and ckpt["class_names"] == CLASS_NAMES and model.class_names == tuple(CLASS_NAMES)
     assert ckpt["model_config"] == {
         "name": "lenet5", "num_classes": 6, "input_size": [3, 32, 32], "activation": "relu", "init": None,
-        "hidden_sizes": [512, 256], "dropout": 0.5, "batch_norm": False,
+        "hidden_sizes": [512, 256], "dropout": 0.5, "batch_norm": False, "channels": [16, 32, 64, 128],
     }  # fmt: skip
     assert ckpt["train_config"]["optimizer"] == "adam" and ckpt["train_config"]["lr_used"] == 0.003
 
@@ -170,6 +170,18 @@ def test_ten_crop_tta_final_evaluation_at_64_px(crops, tmp_path):
     assert final["tta_sizes"] == {"resize": 73, "crop": 64, "scales": [64, 73, 82, 91]}
     with pytest.raises(SystemExit, match="multiscale"):
         run(crops, tmp_path / "ms", "--model", "lenet5", "--tta", "multiscale")
+
+
+def test_convnet_keeps_its_stage_widths_and_evaluates_at_several_scales(crops, tmp_path):
+    out = tmp_path / "convnet"
+    run(crops, out, "--model", "convnet", "--channels", "4", "8", "--augment", "d4", "--optimizer", "adam", "--lr", "0.003", "--epochs", "1",
+        "--batch-size", "16", "--tta", "multiscale")  # fmt: skip
+    model, ckpt = load_classifier(out / "last.pt")
+    assert ckpt["model_config"]["name"] == "convnet" and ckpt["model_config"]["channels"] == [4, 8]
+    assert [stage[0].out_channels for stage in backbone_stages(model)] == [4, 8] and head_module(model).in_features == 8
+    assert ckpt["train_config"]["augment"] == "d4"
+    final = json.loads((out / "results.json").read_text())["final_eval"]
+    assert final["tta"] == "multiscale" and final["images"] == 17  # any input size: no refusal, unlike lenet5 above
 
 
 class _ShapeSpy(nn.Module):

@@ -7,11 +7,13 @@ Every model maps images [N, C, H, W] -> logits [N, K]; the softmax lives in the 
 - ``mlp``: Linear -> [batch norm] -> activation -> dropout per hidden size, then a Linear head.
 - ``lenet5``: conv 6@5x5 - pool - conv 16@5x5 - pool - fc 120 - fc 84 - fc K (LeCun et al. 1998), with
   2x2 average pooling (LeNet's subsampling) and the flatten size computed from ``input_size``.
+- ``convnet``: a small VGG-style network: per stage two 3x3 conv - batch norm - activation and a 2x2 max-pool,
+  ``channels`` wide (16, 32, 64, 128 by default: 0.3M parameters), then global average pooling and fc K.
 - ``vgg16``, ``vgg16_bn``, ``resnet18/34/50/101``: torchvision's networks with a K-way last layer.
 
 Each model has a *head* (the last, K-way layer: :func:`head_module`) and *stages* below it, bottom first
 (:func:`backbone_stages`): the ResNet stem and layer1..layer4; VGG's five conv blocks and then fc6-fc7; the
-hidden layers of the MLP and LeNet-5. ``freeze_backbone`` and ``unfreeze_last`` work on that split.
+hidden layers of the MLP and LeNet-5; the conv stages of ``convnet``. ``freeze_backbone`` and ``unfreeze_last`` work on that split.
 
 ``to_dense`` turns a VGG16's fully connected layers into convolutions (fc6 a 7x7 conv, fc7 and fc8 1x1 convs)
 and averages the resulting class score map, so an image larger than 224 px is scored at every 7x7 window of
@@ -30,8 +32,9 @@ from detector import checkpoint
 from detector.classify.init import activation_pieces, default_init_for, init_weights, make_activation
 from detector.weights import load_checked, load_pretrained_state_dict
 
-CLASSIFIERS = ("softmax", "mlp", "lenet5", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101")
+CLASSIFIERS = ("softmax", "mlp", "lenet5", "convnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101")
 TORCHVISION_CLASSIFIERS = ("vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101")
+ANY_SIZE_CLASSIFIERS = (*TORCHVISION_CLASSIFIERS, "convnet")  # the others flatten a fixed input_size
 
 
 class SoftmaxRegression(nn.Module):
@@ -118,6 +121,36 @@ class LeNet5(nn.Module):
         for stage in self.stages:
             x = stage(x)
         return self.head(x)
+
+
+def _conv_stage(in_channels: int, out_channels: int, *, activation: str) -> nn.Sequential:
+    """Two (3x3 conv -> batch norm -> activation) and a 2x2 max-pool: [N, in, H, W] -> [N, out, H / 2, W / 2].
+    The convs have no bias (batch norm's shift replaces it) and are ``pieces`` times wider for maxout."""
+    k = activation_pieces(activation)
+    layers: list[nn.Module] = []
+    for c in (in_channels, out_channels):
+        layers += [nn.Conv2d(c, out_channels * k, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels * k), make_activation(activation)]
+    return nn.Sequential(*layers, nn.MaxPool2d(2))
+
+
+class ConvNet(nn.Module):
+    """[N, C, H, W] -> one ``_conv_stage`` per width in ``channels`` (each halves H and W) -> global average
+    [N, channels[-1]] -> head [N, K]. Any input of at least 2 ** len(channels) pixels a side works; the
+    default four stages turn 64 x 64 into a 4 x 4 map."""
+
+    def __init__(self, *, in_channels: int, num_classes: int, channels: tuple[int, ...] = (16, 32, 64, 128), activation: str = "relu"):
+        super().__init__()
+        if not channels:
+            raise ValueError("convnet needs at least one stage width in channels")
+        widths = (in_channels, *channels)
+        self.stages = nn.ModuleList(_conv_stage(a, b, activation=activation) for a, b in zip(widths, widths[1:]))
+        self.head = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = images
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x.mean(dim=(2, 3)))
 
 
 class DenseClassifier(nn.Module):
@@ -221,6 +254,7 @@ def build_classifier(
     hidden_sizes: tuple[int, ...] = (512, 256),
     dropout: float = 0.5,
     batch_norm: bool = False,
+    channels: tuple[int, ...] = (16, 32, 64, 128),
     pretrained: str | Path | None = None,
     weights_dir: str | Path = "weights",
     dense: bool = False,
@@ -228,11 +262,12 @@ def build_classifier(
     """Builds classifier ``name`` (one of :data:`CLASSIFIERS`): images [N, C, H, W] -> logits [N, num_classes].
 
     ``input_size`` (C, H, W) fixes the input width of softmax, mlp and lenet5; the torchvision networks take any
-    size from 32 px (VGG dense evaluation: from 224 px). ``activation`` and ``hidden_sizes`` / ``batch_norm``
-    shape mlp and lenet5 (``activation`` is ignored by softmax; torchvision networks accept only "relu").
+    size from 32 px (VGG dense evaluation: from 224 px), and so does convnet from 2 ** len(channels) px.
+    ``activation`` and ``hidden_sizes`` / ``batch_norm`` shape mlp and lenet5, ``activation`` and ``channels``
+    (the stage widths) shape convnet (``activation`` is ignored by softmax; torchvision networks accept only "relu").
     ``dropout`` applies to mlp and to VGG's fc6/fc7.
 
-    ``init`` (a scheme of :mod:`detector.classify.init`): softmax, mlp and lenet5 default to
+    ``init`` (a scheme of :mod:`detector.classify.init`): softmax, mlp, lenet5 and convnet default to
     ``default_init_for(activation)``; torchvision networks keep torchvision's initialisation unless ``init``
     is given, in which case it applies to the whole network, or only to the new head when ``pretrained``.
 
@@ -271,6 +306,14 @@ def build_classifier(
     elif name == "mlp":
         model = MLP(in_features=c * h * w, num_classes=num_classes, hidden_sizes=tuple(hidden_sizes), activation=activation, dropout=dropout, batch_norm=batch_norm)
         init_weights(model, init or default_init_for(activation), activation=activation)
+    elif name == "convnet":
+        if min(h, w) < 2 ** len(channels):
+            raise ValueError(
+                f"convnet halves its input once per stage ({len(channels)} stages): it needs at least {2 ** len(channels)} px a side, "
+                f"got input_size={tuple(input_size)}"
+            )
+        model = ConvNet(in_channels=c, num_classes=num_classes, channels=tuple(channels), activation=activation)
+        init_weights(model, init or default_init_for(activation), activation=activation)
     else:
         model = LeNet5(input_size=(c, h, w), num_classes=num_classes, activation=activation)
         init_weights(model, init or default_init_for(activation), activation=activation)
@@ -298,7 +341,7 @@ def backbone_stages(model: nn.Module) -> list[nn.Module]:
 
     ResNet: stem (conv1 + bn1), layer1, layer2, layer3, layer4. VGG: conv blocks 1-5 (each ending at a max-pool)
     then fc6-fc7, which sit between conv5 and the head and so are the first to fine-tune. mlp and lenet5: one
-    stage per hidden layer. softmax: none.
+    stage per hidden layer. convnet: its conv stages. softmax: none.
     """
     if isinstance(model, models.ResNet):
         return [nn.ModuleList([model.conv1, model.bn1]), model.layer1, model.layer2, model.layer3, model.layer4]
@@ -310,7 +353,7 @@ def backbone_stages(model: nn.Module) -> list[nn.Module]:
                 blocks.append(nn.ModuleList(current))
                 current = []
         return [*blocks, model.classifier[:-1]]
-    if isinstance(model, (SoftmaxRegression, MLP, LeNet5)):
+    if isinstance(model, (SoftmaxRegression, MLP, LeNet5, ConvNet)):
         return list(model.stages)
     raise TypeError(f"{type(model).__name__} has no known stages; fine-tune the model from build_classifier (before to_dense)")
 
@@ -364,6 +407,8 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
     name = config.pop("name")
     config["input_size"] = tuple(config["input_size"])
     config["hidden_sizes"] = tuple(config["hidden_sizes"])
+    if "channels" in config:  # absent from checkpoints written before convnet existed
+        config["channels"] = tuple(config["channels"])
     config["init"] = None  # every weight comes from the file
     model = build_classifier(name, **config)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt.pop("model").items()})

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from detector import checkpoint
 from detector.classify.engine import evaluate_classifier, lr_range_test, train_steps, tta_sizes, tta_source_transform
 from detector.classify.init import ACTIVATIONS, INIT_SCHEMES
-from detector.classify.models import CLASSIFIER_KIND, CLASSIFIERS, TORCHVISION_CLASSIFIERS, build_classifier, freeze_backbone, unfreeze_last
+from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, CLASSIFIERS, build_classifier, freeze_backbone, unfreeze_last
 from detector.classify.plots import plot_confusion_matrix, plot_lr_finder
 from detector.data.augment import PRESETS, classification_transform
 from detector.data.folder import ImageFolderDataset
@@ -71,12 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", choices=CLASSIFIERS, default="resnet18", help="classifier (detector.classify.models)")
     m.add_argument("--pretrained", default="auto", help="'imagenet' (VGG and ResNet only), 'none', a state-dict PATH, or 'auto' (= none)")
     m.add_argument("--weights-dir", default="weights", help="where 'imagenet' weights are looked up")
-    m.add_argument("--input-size", type=int, default=224, help="side of the square network input in pixels (32-64 suit softmax, mlp and lenet5)")
-    m.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="hidden activation of mlp and lenet5")
+    m.add_argument("--input-size", type=int, default=224, help="side of the square network input in pixels (32-64 suit the small networks)")
+    m.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="hidden activation of mlp, lenet5 and convnet")
     m.add_argument("--init", choices=INIT_SCHEMES, default=None, help="weight initialisation (default: the activation's own; torchvision's for VGG/ResNet)")
     m.add_argument("--hidden-sizes", type=int, nargs="+", default=[512, 256], help="hidden layer widths of mlp")
     m.add_argument("--dropout", type=float, default=0.5, help="dropout of mlp and VGG's fc6/fc7")
     m.add_argument("--batch-norm", action="store_true", help="batch norm after each hidden layer of mlp")
+    m.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 128], help="stage widths of convnet (each stage halves the input side)")
     m.add_argument("--freeze", choices=("none", "backbone"), default="none", help="'backbone': train only the last (K-way) layer")
     m.add_argument("--unfreeze", type=int, default=None, metavar="N", help="train the head and the last N backbone stages (overrides --freeze)")
     m.add_argument("--lr-mult", type=float, default=0.1, help="with --unfreeze: the backbone stages' lr is lr * this")
@@ -135,6 +136,7 @@ def model_config_from_args(args: argparse.Namespace, num_classes: int) -> dict:
         "hidden_sizes": list(args.hidden_sizes),
         "dropout": args.dropout,
         "batch_norm": args.batch_norm,
+        "channels": list(args.channels),
     }
 
 
@@ -217,8 +219,10 @@ def train_classifier(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.tta == "multiscale" and args.model not in TORCHVISION_CLASSIFIERS:
-        raise SystemExit(f"error: --tta multiscale feeds images of several sizes; {args.model} takes only --input-size. Use --tta 10crop, or a VGG/ResNet model")
+    if args.tta == "multiscale" and args.model not in ANY_SIZE_CLASSIFIERS:
+        raise SystemExit(
+            f"error: --tta multiscale feeds images of several sizes; {args.model} takes only --input-size. Use --tta 10crop, or a VGG/ResNet/convnet model"
+        )
     try:
         train_base, val_set = _datasets(args)
     except (FileNotFoundError, ValueError) as exc:
@@ -243,12 +247,9 @@ def train_classifier(args: argparse.Namespace) -> dict:
         model_cfg = model_config_from_args(args, len(classes))
         pretrained = None if args.pretrained in ("auto", "none") else args.pretrained
     seed_everything(args.seed)
-    build_args = {k: v for k, v in model_cfg.items() if k != "name"}
+    build_args = {k: tuple(v) if isinstance(v, list) else v for k, v in model_cfg.items() if k != "name"}  # sizes are lists in the file
     try:
-        model = build_classifier(
-            model_cfg["name"], **{**build_args, "input_size": tuple(build_args["input_size"]), "hidden_sizes": tuple(build_args["hidden_sizes"])},
-            pretrained=pretrained, weights_dir=args.weights_dir,
-        )  # fmt: skip
+        model = build_classifier(model_cfg["name"], **build_args, pretrained=pretrained, weights_dir=args.weights_dir)
     except (ValueError, WeightsError) as exc:
         raise SystemExit(f"error: {exc}") from None
     model.to(device)

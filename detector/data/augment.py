@@ -1,6 +1,6 @@
 """Augmentation presets by name, for classification and for (box-aware) detection.
 
-``PRESETS`` are, in increasing strength:
+``PRESETS`` are, in increasing strength (``d4`` aside):
 
 - ``none``: nothing (classification still resizes to the input size and normalises).
 - ``basic``: a horizontal flip (classification adds ImageNet mean/std normalisation; detection never normalises,
@@ -11,6 +11,9 @@
   224 x 224 crop, flip.
 - ``strong``: flip, one affine warp (rotation, shift, zoom 1.0-1.6x, shear, anisotropic stretch 1.0-1.3x) and
   brightness/contrast jitter.
+- ``d4``: one of the eight symmetries of the square (flips and quarter turns, ``A.D4``), each equally likely, and
+  nothing else: exact (no interpolation, no borders), for images whose class does not depend on their orientation,
+  like the generated shapes (``detector.data.synth``) or aerial and microscope pictures. Not for natural scenes.
 
 Classification sizes scale with ``size``: 256 becomes ``round(256 * size / 224)``.
 
@@ -52,7 +55,7 @@ __all__ = [
     "detection_pipeline",
 ]
 
-PRESETS: tuple[str, ...] = ("none", "basic", "alexnet", "vgg", "strong")
+PRESETS: tuple[str, ...] = ("none", "basic", "alexnet", "vgg", "strong", "d4")
 
 # A box keeps at least a quarter of its area through each geometric step, and at least a 4 x 4 pixel area;
 # slivers left at a crop's edge are not objects anyone could recognise.
@@ -221,7 +224,9 @@ def classification_transform(preset: str, *, train: bool, size: int = 224, seed:
         ]
     elif preset == "basic" and train:
         ops = [A.Resize(size, size), A.HorizontalFlip(p=0.5)]
-    else:  # none; basic and strong at evaluation
+    elif preset == "d4" and train:
+        ops = [A.Resize(size, size), A.D4(p=1.0)]
+    else:  # none; basic, strong and d4 at evaluation
         ops = [A.Resize(size, size)]
     return ClassificationTransform(ops, seed=seed)
 
@@ -247,6 +252,8 @@ def detection_preset(preset: str, *, train: bool) -> list[A.BasicTransform]:
         return [RandomFractionCrop(scale=(0.875, 0.875)), flip, ImageNetPCALighting(alpha_std=0.1)]
     if preset == "vgg":
         return [RandomFractionCrop(scale=(0.5, 1.0)), flip]
+    if preset == "d4":
+        return [A.D4(p=1.0)]  # quarter turns swap the image's height and width; the detector resizes anyway
     return [flip, _strong_geometry(), A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8)]
 
 
