@@ -2,6 +2,7 @@
 
     python -m detector.evaluate --detections DETS.json --data ROOT --split test [--json OUT] [--plots DIR]
     python -m detector.evaluate --checkpoint PATH --data ROOT --split test [--json OUT] [--plots DIR]
+    python -m detector.evaluate --task classify --checkpoint PATH --data ROOT --split test   (a classifier: top-1)
 
 DETS.json is a list of {"image_id", "label", "score", "box"} objects with the box in the annotation
 files' 1-based pixel convention. Detections come from one source (the mutually exclusive group in
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m detector.evaluate",
         description="PASCAL VOC detection evaluation (per-class AP and mAP, devkit rules).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--task", choices=("detect", "classify"), default="detect", help="what to evaluate; '--task classify --help' lists the classification options"
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -109,6 +114,13 @@ def report(result: EvalResult, *, json_path: str | Path | None = None, plots_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from detector.train import _task
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _task(argv) == "classify":  # its own parser: a classifier is scored on class folders, not boxes
+        from detector.classify.evaluate import main as classify_main
+
+        return classify_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not 0.0 < args.iou <= 1.0:
