@@ -41,5 +41,29 @@ demo: install $(DATA)/labels.txt $(DEFAULT_DETECTOR)
 	$(PY) -m detector.evaluate --checkpoint $(DEFAULT_DETECTOR) --data $(DATA) --split test --json runs/demo/eval.json --plots runs/demo/plots
 	$(PY) -m detector.predict --checkpoint $(DEFAULT_DETECTOR) --out runs/demo/predictions $$(head -n 4 $(DATA)/ImageSets/Main/test.txt | sed 's#^#$(DATA)/JPEGImages/#; s#$$#.jpg#')
 
+# The default classifier: a small convnet trained on the generated dataset's classification variant (every
+# non-difficult object cropped to 64 x 64), reproducible from its seed. The crops are rewritten from scratch
+# whenever the detection dataset is.
+CLS_DATA ?= data/synth-cls
+DEFAULT_CLASSIFIER := weights/default-classifier.pt
+.PHONY: default-classifier
+
+$(CLS_DATA)/.written: $(DATA)/labels.txt | $(STAMP)
+	rm -rf $(CLS_DATA)
+	$(PY) -c "from detector.data.synth import write_classification_crops as w; w('$(DATA)', '$(CLS_DATA)', size=64)"
+	touch $@
+
+default-classifier: install $(CLS_DATA)/.written
+	$(PY) -m detector.train --task classify --data $(CLS_DATA) --train-split train --val-split val --model convnet \
+		--channels 16 32 64 128 --input-size 48 --augment d4 --epochs 30 --batch-size 64 --optimizer adam --lr 0.003 \
+		--weight-decay 0 --schedule cosine --warmup-iters 67 --checkpoint-every 0 --workers 1 --seed 0 --no-progress \
+		--out runs/default-classifier
+	$(PY) -c "from detector.checkpoint import export; export('runs/default-classifier/last.pt', '$(DEFAULT_CLASSIFIER)')"
+	$(PY) -m detector.evaluate --task classify --checkpoint $(DEFAULT_CLASSIFIER) --data $(CLS_DATA) --split test \
+		--json runs/default-classifier/test.json
+
+$(DEFAULT_CLASSIFIER):
+	$(MAKE) default-classifier
+
 clean:
 	rm -rf runs $(DATA)
