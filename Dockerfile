@@ -2,7 +2,7 @@
 # The detection and classification service on a GPU (docs/serving.md):
 #
 #   docker build -t detector-api .
-#   docker run --gpus all -p 8000:8000 detector-api                                   # the default detector, built in
+#   docker run --gpus all -p 8000:8000 detector-api                                   # the default models, built in
 #   docker run --gpus all -p 8000:8000 -v $PWD/weights:/app/weights \
 #       -e DETECTOR_API_MODELS='{"voc": "weights/voc.pt"}' detector-api               # checkpoints from the host
 #
@@ -41,12 +41,10 @@ RUN pip install . \
     && python -c "import cv2; cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()" \
     && chmod -R a+rX /app
 
-# The committed default detector, so the image answers without a mount; a volume mounted on /app/weights replaces
-# it. Readable by the service's user whatever its mode in the build context.
-COPY --chmod=0644 weights/default-detector.pt weights/default-detector.pt
-# Only the detector is built in (weights/default-classifier.pt is not committed yet); override with -e or a
-# config file (DETECTOR_API_CONFIG) to serve other checkpoints.
-ENV DETECTOR_API_MODELS='{"default-detector": "weights/default-detector.pt"}'
+# The committed default models (what the default settings serve), so the image answers without a mount; a volume
+# mounted on /app/weights replaces them. Readable by the service's user whatever their mode in the build context.
+# Serve other checkpoints with -e DETECTOR_API_MODELS=... or a config file (DETECTOR_API_CONFIG).
+COPY --chmod=0644 weights/default-detector.pt weights/default-classifier.pt weights/
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin detector
 USER detector

@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 DATA ?= data/synth
 DEFAULT_DETECTOR := weights/default-detector.pt
 
-.PHONY: install test demo default-detector clean
+.PHONY: install test demo serve default-detector clean
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,3 +69,7 @@ $(DEFAULT_CLASSIFIER):
 
 clean:
 	rm -rf runs $(DATA)
+
+# The main job: the service (api/) on the committed default detector and classifier.
+serve: install $(DEFAULT_DETECTOR) $(DEFAULT_CLASSIFIER)
+	$(PY) -m api --host $(HOST) --port $(PORT)

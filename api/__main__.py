@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ValueError) as exc:
         print(f"python -m api: invalid settings: {exc}", file=sys.stderr)
         return 2
+    missing = [f"{name}={path}" for name, path in settings.models.items() if not path.is_file()]
+    if missing:
+        print(
+            f"python -m api: checkpoint(s) not found: {', '.join(missing)}. Train the defaults with 'make default-detector' / "
+            "'make default-classifier', or name your own in DETECTOR_API_MODELS='{\"name\": \"path.pt\"}'",
+            file=sys.stderr,
+        )
+        return 2
     graceful = settings.request_timeout_s if args.graceful_timeout is None else args.graceful_timeout
     print(describe(settings), flush=True)
     print(f"serving on http://{args.host}:{args.port} with {args.workers} worker(s); SIGTERM waits up to {graceful:g} s for requests in flight", flush=True)

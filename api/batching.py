@@ -89,10 +89,12 @@ class BatchWorker:
     async def _next_batch(self) -> list[Job]:
         first = await self.queue.get()
         batch = [first]
+        self._busy = 1  # counted from here so that drain() also waits for a batch still being gathered
         deadline = time.perf_counter() + self.max_wait_s
         while len(batch) < self.max_batch_size:
             try:
                 batch.append(self.queue.get_nowait())
+                self._busy = len(batch)
                 continue
             except asyncio.QueueEmpty:
                 pass
@@ -101,6 +103,7 @@ class BatchWorker:
                 break
             try:
                 batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                self._busy = len(batch)
             except TimeoutError:
                 break
         self.on_queue(self.queue.qsize())

@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
 from api.config import Settings
+from api.deps import API_KEY_HEADER
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import MetricsMiddleware, ServiceMetrics
@@ -42,14 +43,14 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
         if not reg.models:
             # Loading and warming up take seconds of CPU work: off the event loop, so /healthz answers meanwhile.
             await asyncio.to_thread(reg.load_all)
-        reg.start_workers()
+        workers = reg.start_workers()
         reg.ready = True
         log.info("ready: %s", ", ".join(f"{n} ({m.task})" for n, m in reg.models.items()))
         try:
             yield
         finally:
             reg.ready = False
-            await reg.drain()
+            await reg.drain(workers)
 
     app = FastAPI(
         title="detector",
@@ -65,6 +66,9 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     app.include_router(classify.router)
     app.include_router(health.router)
 
+    if settings.api_key is not None:
+        _document_api_key(app)
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
@@ -77,11 +81,36 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     return app
 
 
+PROTECTED = ("/detect", "/classify", "/models")
+
+
+def _document_api_key(app: FastAPI) -> None:
+    """Declare the X-API-Key scheme on the routes that check it (only when a key is configured)."""
+    plain_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = plain_openapi()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["APIKey"] = {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+            for path in PROTECTED:
+                for operation in schema["paths"].get(path, {}).values():
+                    operation["security"] = [{"APIKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def __getattr__(name: str):
     # ``uvicorn api.main:app`` builds the default app on first access rather than at import, so importing this
     # module (tests, tools) never reads the environment or touches a checkpoint.
     if name == "app":
         global app
+        if not log.handlers:  # the service's own lines ("loaded ...", "ready: ...") next to uvicorn's
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s:     [api] %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
         app = create_app()
         return app
     raise AttributeError(name)

@@ -28,7 +28,7 @@ from api.errors import APIError
 from api.metrics import ServiceMetrics
 from detector import checkpoint
 from detector.classify.engine import tta_sizes, tta_source_transform
-from detector.classify.models import CLASSIFIER_KIND, load_classifier
+from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, load_classifier
 from detector.data.augment import classification_transform
 from detector.models.factory import DETECTOR_KINDS, load_detector
 from detector.tta import classify_tta, detect_flip_tta
@@ -129,6 +129,11 @@ class ServedModel:
             ]
 
     @property
+    def fixed_input_size(self) -> bool:
+        """softmax, mlp and lenet5 flatten an input of their training size; the others pool to any size."""
+        return self.task == "classify" and (self.meta.get("model_config") or {}).get("name") not in ANY_SIZE_CLASSIFIERS
+
+    @property
     def input_size(self) -> int:
         return int((self.meta.get("model_config") or {}).get("input_size", [3, 224, 224])[-1])
 
@@ -206,7 +211,8 @@ class ModelRegistry:
             if name is None:
                 self.defaults[task] = next((n for n, m in self.models.items() if m.task == task), None)
 
-    def start_workers(self) -> None:
+    def start_workers(self) -> list[BatchWorker]:
+        """One worker per model on the running event loop; returns them so the same lifespan can drain them."""
         s = self.settings
         for name, served in self.models.items():
             served.worker = BatchWorker(
@@ -220,11 +226,11 @@ class ModelRegistry:
                 on_queue=lambda depth, n=name: self.metrics.queue_depth.labels(n).set(depth),
             )
             served.worker.start()
+        return [served.worker for served in self.models.values()]
 
-    async def drain(self) -> None:
-        for served in self.models.values():
-            if served.worker is not None:
-                await served.worker.drain(self.settings.request_timeout_s)
+    async def drain(self, workers: list[BatchWorker]) -> None:
+        for worker in workers:
+            await worker.drain(self.settings.request_timeout_s)
 
     def get(self, task: Task, name: str | None) -> ServedModel:
         if not self.ready:

@@ -126,9 +126,12 @@ def test_everything_copied_exists_and_is_in_the_build_context():
 
 
 def test_built_in_models_setting_names_copied_weights(monkeypatch):
-    """The image's DETECTOR_API_MODELS is valid settings and names checkpoints the image holds, under the volume."""
+    """The models the image serves (its DETECTOR_API_MODELS if it sets one, else the default settings) are checkpoints
+    the image holds, under the volume."""
     env = dict(shlex.split(rest)[0].split("=", 1) for rest in args_of("ENV") if rest.startswith("DETECTOR_API_MODELS="))
-    monkeypatch.setenv("DETECTOR_API_MODELS", env["DETECTOR_API_MODELS"])
+    monkeypatch.delenv("DETECTOR_API_MODELS", raising=False)
+    if env:
+        monkeypatch.setenv("DETECTOR_API_MODELS", env["DETECTOR_API_MODELS"])
     monkeypatch.delenv("DETECTOR_API_CONFIG", raising=False)
     settings = Settings()
     workdir = Path(args_of("WORKDIR")[-1])

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from api.deps import APIKey, RegistryDep, SettingsDep
-from api.errors import error_responses
+from api.errors import APIError, error_responses
 from api.images import decode_image
 from api.schemas import ClassifyResponse, ImageSize, Prediction, Timing
 from api.upload import REQUEST_BODY, read_image_bytes
@@ -35,6 +35,8 @@ async def classify(
 ):
     start = time.perf_counter()
     served = registry.get("classify", model)
+    if tta == "multiscale" and served.fixed_input_size:
+        raise APIError(422, "unsupported_tta", f"model {served.name!r} takes only {served.input_size} px inputs; multiscale TTA needs a network that accepts any size")
     data = await read_image_bytes(request)
     t_read = time.perf_counter()
     image = await asyncio.to_thread(decode_image, data, allowed_formats=settings.allowed_formats, max_pixels=settings.max_image_pixels)
