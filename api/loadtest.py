@@ -136,9 +136,19 @@ def start_server(env_settings: dict[str, str], *, ready_timeout_s: float = 300.0
     """``python -m api`` on a free loopback port with ``env_settings`` (DETECTOR_API_* variables) on top of this
     process's environment; yields (URL, process) once /readyz answers 200, and stops it with SIGTERM afterwards."""
     port = free_port()
-    log = tempfile.NamedTemporaryFile("w+", prefix=f"detector-loadtest-{port}-", suffix=".log", delete=False)
     cmd = [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env_settings}, stdout=log, stderr=subprocess.STDOUT)
+    with serve_until_done(cmd, port, env={**os.environ, **env_settings}, ready_timeout_s=ready_timeout_s) as (url, proc):
+        yield url, proc
+
+
+@contextmanager
+def serve_until_done(
+    cmd: list[str], port: int, *, env: dict[str, str], cwd: str | Path | None = None, ready_timeout_s: float = 300.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run the server command ``cmd`` (listening on loopback ``port``); yield (URL, process) once /readyz answers 200;
+    SIGTERM it afterwards. Its output is kept in a temporary log that errors quote."""
+    log = tempfile.NamedTemporaryFile("w+", prefix=f"detector-api-{port}-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout_s

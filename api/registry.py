@@ -30,6 +30,7 @@ from detector import checkpoint
 from detector.classify.engine import tta_sizes, tta_source_transform
 from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, load_classifier
 from detector.data.augment import classification_transform
+from detector.devices import device_from_name
 from detector.models.factory import DETECTOR_KINDS, load_detector
 from detector.tta import classify_tta, detect_flip_tta
 
@@ -43,12 +44,10 @@ class ModelLoadError(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(f"DETECTOR_API_DEVICE={name} asks for CUDA, but no CUDA device is available; use 'cpu' or 'auto'")
-    return device
+    try:
+        return device_from_name(name)
+    except ValueError as exc:
+        raise ModelLoadError(f"DETECTOR_API_DEVICE={exc}") from None
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

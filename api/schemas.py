@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -37,6 +38,18 @@ class Timing(BaseModel):
     inference: float
     total: float
     batch_size: int = Field(description="images in the model call that answered this request")
+
+    @classmethod
+    def of(cls, start: float, read: float, decoded: float, result: Any) -> Timing:
+        """From ``time.perf_counter()`` marks (request start, upload read, image decoded) and the worker's Result."""
+        return cls(
+            read=(read - start) * 1000,
+            decode=(decoded - read) * 1000,
+            queue=result.queue_s * 1000,
+            inference=result.inference_s * 1000,
+            total=(time.perf_counter() - start) * 1000,
+            batch_size=result.batch_size,
+        )
 
 
 class DetectResponse(BaseModel):

@@ -28,6 +28,7 @@ from detector import checkpoint
 from detector.data.sampler import GroupedBatchSampler, aspect_ratio_groups
 from detector.data.transforms import AugmentedDataset, collate, detection_transform, keep_numpy
 from detector.data.voc import VOCDetection
+from detector.devices import device_from_name
 from detector.engine import NonFiniteLossError, evaluate, non_finite_exit, stoppable, train_steps
 from detector.models.backbones import BACKBONES
 from detector.models.factory import DETECTOR_KINDS, build_detector, config_from_dict
@@ -93,12 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {name} asked for CUDA, but no CUDA device is available; use --device cpu")
-    return device
+    try:
+        return device_from_name(name)
+    except ValueError as exc:
+        raise SystemExit(f"error: --device {exc}") from None
 
 
 def model_config_from_args(args: argparse.Namespace, num_classes: int) -> FasterRCNNConfig:

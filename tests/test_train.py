@@ -89,3 +89,22 @@ def test_resume_refuses_a_checkpoint_for_other_classes(tiny_voc, tmp_path):
     checkpoint.save(tmp_path / "other.pt", checkpoint.model_payload(model, kind="faster_rcnn", config=model.config.to_dict(), class_names=["a", "b"]))
     with pytest.raises(SystemExit, match="was trained on classes"):
         run(tiny_voc, tmp_path / "x", "--resume", str(tmp_path / "other.pt"))
+
+
+def test_init_fine_tunes_from_a_trained_checkpoint_at_another_input_size(tiny_voc, tmp_path):
+    run(tiny_voc, tmp_path / "first", "--epochs", "1", "--lr", "0.01", "--iters", "2")
+    first = checkpoint.load(tmp_path / "first" / "last.pt")
+    # --iters 0 steps: the fine-tuning run starts exactly from the first run's weights, with its own input size.
+    run(tiny_voc, tmp_path / "second", "--epochs", "1", "--iters", "1", "--lr", "0", "--init", str(tmp_path / "first" / "last.pt"), "--min-size", "160")
+    second = checkpoint.load(tmp_path / "second" / "last.pt")
+    assert second["model_config"]["min_size"] == [160] or tuple(second["model_config"]["min_size"]) == (160,)
+    assert second["iteration"] == 1  # a fresh optimizer and schedule: counting starts again
+    for key, value in first["model"].items():
+        if value.is_floating_point() and "running" not in key:
+            assert torch.allclose(value, second["model"][key]), key  # lr 0: one step changes nothing
+
+
+def test_init_refuses_another_architecture(tiny_voc, tmp_path):
+    run(tiny_voc, tmp_path / "first", "--epochs", "1", "--iters", "1")
+    with pytest.raises(SystemExit, match="does not fit this model"):
+        run(tiny_voc, tmp_path / "second", "--epochs", "1", "--iters", "1", "--init", str(tmp_path / "first" / "last.pt"), "--anchor-sizes", "32", "64")

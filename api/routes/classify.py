@@ -50,12 +50,5 @@ async def classify(
         model=served.name,
         image=ImageSize(width=image.width, height=image.height),
         predictions=[Prediction(label=served.class_names[i], score=min(max(p, 0.0), 1.0)) for p, i in zip(top.values.tolist(), top.indices.tolist())],
-        timing_ms=Timing(
-            read=(t_read - start) * 1000,
-            decode=(t_decode - t_read) * 1000,
-            queue=result.queue_s * 1000,
-            inference=result.inference_s * 1000,
-            total=(time.perf_counter() - start) * 1000,
-            batch_size=result.batch_size,
-        ),
+        timing_ms=Timing.of(start, t_read, t_decode, result),
     )

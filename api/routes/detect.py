@@ -59,14 +59,7 @@ async def detect(
     keep = (out["scores"] >= threshold).nonzero().flatten()[:max_detections]  # already sorted by score
     boxes, scores, labels = out["boxes"][keep].tolist(), out["scores"][keep].tolist(), out["labels"][keep].tolist()
     names = [served.class_names[i - 1] for i in labels]
-    timing = Timing(
-        read=(t_read - start) * 1000,
-        decode=(t_decode - t_read) * 1000,
-        queue=result.queue_s * 1000,
-        inference=result.inference_s * 1000,
-        total=(time.perf_counter() - start) * 1000,
-        batch_size=result.batch_size,
-    )
+    timing = Timing.of(start, t_read, t_decode, result)
     if wants_png(request, format):
         drawn = await asyncio.to_thread(_png, image, boxes, names, scores, served.class_names)
         return Response(drawn, media_type="image/png", headers={"X-Model": served.name, "X-Detections": str(len(boxes))})
