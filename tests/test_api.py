@@ -433,3 +433,25 @@ def test_openapi_shows_the_api_key_only_when_configured(served_models, client):
     assert spec["components"]["securitySchemes"]["APIKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     assert spec["paths"]["/detect"]["post"]["security"] == [{"APIKey": []}]
     assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+def test_bf16_precision_keeps_the_answer(served_models, client):
+    """bf16 autocast (on the CPU here; on a GPU in production) changes boxes by a few pixels at most."""
+    data = encode(ASTRONAUT)
+    fp32 = detect(client, data, score_threshold=0.5).json()["detections"]
+    app = create_app(Settings(models={"default-detector": served_models["default-detector"]}, precision="bf16"))
+    with TestClient(app) as c:
+        assert c.get("/models").json()["models"][0]["precision"] == "bf16"
+        bf16 = detect(c, data, score_threshold=0.5).json()["detections"]
+    assert [d["label"] for d in bf16] == [d["label"] for d in fp32] and fp32
+    for a, b in zip(fp32, bf16):
+        assert abs(a["score"] - b["score"]) < 0.05
+        assert max(abs(a["box"][k] - b["box"][k]) for k in a["box"]) < 8
+
+
+def test_fp16_on_the_cpu_is_refused_at_startup(served_models):
+    from api.registry import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="fp16 needs CUDA"):
+        with TestClient(create_app(Settings(models={"d": served_models["default-detector"]}, precision="fp16", device="cpu"))):
+            pass
