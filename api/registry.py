@@ -89,6 +89,7 @@ class ServedModel:
             "device": str(self.device),
             "precision": self.precision,
             "checkpoint": str(self.checkpoint),
+            "display_score_threshold": self.display_threshold if self.task == "detect" else None,
             "metrics": _jsonable(self.meta.get("metrics") or {}),
         }
 

@@ -90,6 +90,7 @@ class ModelInfo(BaseModel):
     precision: str
     checkpoint: str
     default: bool
+    display_score_threshold: float | None = Field(None, description="detectors: the score_threshold /detect uses when none is given")
     metrics: dict[str, Any] = Field(description="what the checkpoint recorded about itself (e.g. validation mAP or top-1)")
 
 

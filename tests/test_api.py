@@ -139,6 +139,7 @@ def test_models_health_and_metrics(client):
     assert det["task"] == "detect" and det["kind"] == "faster_rcnn" and det["backbone"] == "tiny" and det["default"]
     assert det["classes"] == ["ellipse", "triangle", "rectangle", "star", "cross", "ring"]
     assert det["device"] == "cpu" and det["precision"] == "fp32" and "map" in det["metrics"]
+    assert det["display_score_threshold"] == 0.7 and models["tiny-classifier"]["display_score_threshold"] is None
     assert models["tiny-classifier"]["task"] == "classify"
     detect(client, encode(ASTRONAUT))
     text = client.get("/metrics").text
