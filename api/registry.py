@@ -28,10 +28,10 @@ from api.errors import APIError
 from api.metrics import ServiceMetrics
 from detector import checkpoint
 from detector.classify.engine import tta_sizes, tta_source_transform
-from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, load_classifier
+from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, classifier_from_checkpoint
 from detector.data.augment import classification_transform
 from detector.devices import device_from_name
-from detector.models.factory import DETECTOR_KINDS, load_detector
+from detector.models.factory import DETECTOR_KINDS, detector_from_checkpoint
 from detector.tta import classify_tta, detect_flip_tta
 
 log = logging.getLogger("api")
@@ -165,12 +165,13 @@ def load_served_model(name: str, path: Path, device: torch.device, precision: st
         }.get(path.name, "")
         raise ModelLoadError(f"model {name!r}: checkpoint {path} does not exist{hint}; set DETECTOR_API_MODELS to serve other files")
     try:
-        kind = checkpoint.load(path).get("kind")
+        ckpt = checkpoint.load(path)  # read once; its "kind" says which rebuild applies
+        kind = ckpt.get("kind")
         if kind in DETECTOR_KINDS:
-            model, meta = load_detector(path, device)
+            model, meta = detector_from_checkpoint(ckpt, device, source=path)
             task: Task = "detect"
         elif kind == CLASSIFIER_KIND:
-            model, meta = load_classifier(path, device)
+            model, meta = classifier_from_checkpoint(ckpt, device, source=path)
             task = "classify"
         else:
             raise ModelLoadError(f"model {name!r}: {path} holds a {kind!r} model, which the service cannot serve")

@@ -400,9 +400,14 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
     """Rebuilds a classifier from a checkpoint written by ``python -m detector.train --task classify``, from the
     file alone (no ImageNet weights needed). Returns (model in eval mode on ``device`` with ``.class_names``, the
     checkpoint dict without the weights)."""
-    ckpt = checkpoint.load(path)
+    return classifier_from_checkpoint(checkpoint.load(path), device, source=path)
+
+
+def classifier_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu", *, source: str | Path = "the checkpoint") -> tuple[nn.Module, dict]:
+    """``load_classifier`` for a checkpoint dict already read (``checkpoint.load``); ``source`` names it in errors.
+    Takes the weights out of ``ckpt``."""
     if ckpt.get("kind") != CLASSIFIER_KIND:
-        raise checkpoint.CheckpointError(f"{path} holds a {ckpt.get('kind')!r} model, not a classifier; train one with --task classify")
+        raise checkpoint.CheckpointError(f"{source} holds a {ckpt.get('kind')!r} model, not a classifier; train one with --task classify")
     config = dict(ckpt["model_config"])
     name = config.pop("name")
     config["input_size"] = tuple(config["input_size"])

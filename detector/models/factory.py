@@ -28,10 +28,15 @@ def config_from_dict(kind: str, d: dict) -> FasterRCNNConfig:
 def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuilds the model from the checkpoint alone (no ImageNet file needed: the weights are in it).
     Returns (model in eval mode on ``device``, the checkpoint dict without the weights)."""
-    ckpt = checkpoint.load(path)
+    return detector_from_checkpoint(checkpoint.load(path), device, source=path)
+
+
+def detector_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu", *, source: str | Path = "the checkpoint") -> tuple[nn.Module, dict]:
+    """``load_detector`` for a checkpoint dict already read (``checkpoint.load``); ``source`` names it in errors.
+    Takes the weights out of ``ckpt``."""
     kind = ckpt.get("kind")
     if kind not in DETECTOR_KINDS:
-        raise checkpoint.CheckpointError(f"{path} holds a {kind!r} model, not a detector ({', '.join(DETECTOR_KINDS)})")
+        raise checkpoint.CheckpointError(f"{source} holds a {kind!r} model, not a detector ({', '.join(DETECTOR_KINDS)})")
     model = build_detector(kind, config_from_dict(kind, ckpt["model_config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.pop("model").items()}
     model.load_state_dict(state)
