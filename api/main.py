@@ -31,18 +31,16 @@ STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("api")
 
 
-def create_app(settings: Settings | None = None, *, registry: ModelRegistry | None = None) -> FastAPI:
-    """The FastAPI app for ``settings`` (default: read from the environment). ``registry`` replaces model loading
-    (tests pass one whose models are already there)."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app for ``settings`` (default: read from the environment)."""
     settings = settings or Settings()
     metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         reg = app.state.registry
-        if not reg.models:
-            # Loading and warming up take seconds of CPU work: off the event loop, so /healthz answers meanwhile.
-            await asyncio.to_thread(reg.load_all)
+        # Loading and warming up take seconds of CPU work: off the event loop, so /healthz answers meanwhile.
+        await asyncio.to_thread(reg.load_all)
         workers = reg.start_workers()
         reg.ready = True
         log.info("ready: %s", ", ".join(f"{n} ({m.task})" for n, m in reg.models.items()))
@@ -60,7 +58,7 @@ def create_app(settings: Settings | None = None, *, registry: ModelRegistry | No
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.registry = registry or ModelRegistry(settings, metrics)
+    app.state.registry = ModelRegistry(settings, metrics)
     install_error_handlers(app)
     app.include_router(detect.router)
     app.include_router(classify.router)
