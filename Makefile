@@ -73,6 +73,13 @@ default-classifier: install $(CLS_DATA)/.written
 $(DEFAULT_CLASSIFIER):
 	$(MAKE) default-classifier
 
+# The R-CNN -> Fast R-CNN -> Faster R-CNN ladder (docs/ladder.md, docs/ladder.png): test-time speed on VGG16,
+# then VOC07 mAP of the three (and Faster R-CNN with RoIAlign) trained under one budget on a generated dataset.
+.PHONY: ladder
+ladder: install
+	$(PY) -m detector.ladder speed --backbone vgg16 --images 2
+	$(PY) -m detector.ladder accuracy --data data/synth-ladder --no-progress
+
 clean:
 	rm -rf runs $(DATA)
 

@@ -121,8 +121,10 @@ def predict_dataset(
     model.eval()
     detections: list[Detection] = []
     for images, targets in tqdm(loader, desc="eval", disable=not progress, leave=False, unit="batch"):
+        # External proposals (Fast R-CNN, R-CNN) come with the targets when the dataset carries them.
+        extra = {"proposals": [t["proposals"].to(device) for t in targets]} if "proposals" in targets[0] else {}
         with autocast(device, amp):
-            outputs = model([img.to(device) for img in images])
+            outputs = model([img.to(device) for img in images], **extra)
         for out, target in zip(outputs, targets):
             boxes, labels, scores = out["boxes"].float().cpu().tolist(), out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()
             detections.extend(Detection(target["image_id"], int(lbl), float(s), b) for b, lbl, s in zip(boxes, labels, scores))

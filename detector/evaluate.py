@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
     model.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     model.add_argument("--save-detections", type=Path, default=None, help="also write the model's detections as DETS.json (1-based boxes)")
+    model.add_argument(
+        "--max-proposals",
+        type=int,
+        default=None,
+        help="fast_rcnn / rcnn: score only the top N selective-search proposals per image (faster, usually less "
+        "accurate; the report says how many were used); default: the checkpoint's",
+    )
+    model.add_argument("--proposal-cache", type=Path, default=None, metavar="DIR", help="fast_rcnn / rcnn: the proposal cache (default: DATA/proposals/<settings>/)")
     return parser
 
 
@@ -73,20 +81,41 @@ def load_dataset(args: argparse.Namespace) -> VOCDetection:
     return VOCDetection(args.data, args.split, classes=classes, keep_difficult=True)
 
 
-def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> list[Detection]:
-    """Detections from the source chosen on the command line: a DETS.json file, or a model run."""
+def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> tuple[list[Detection], dict | None]:
+    """Detections from the source chosen on the command line: a DETS.json file, or a model run. With a model
+    also returns what ran: ``{"kind", "checkpoint", "proposals": {"source", "per_image"}, "seconds_per_image"}``
+    (one schema for every detector kind)."""
     if args.detections is not None:
-        return load_detections_json(args.detections, dataset.classes)
+        return load_detections_json(args.detections, dataset.classes), None
+    import time
+
     from detector.engine import predict_dataset
-    from detector.models.factory import load_detector
+    from detector.models.factory import EXTERNAL_PROPOSAL_KINDS, load_detector, proposals_per_image, set_max_proposals
     from detector.train import resolve_device
 
     device = resolve_device(args.device)
     model, _ = load_detector(args.checkpoint, device)
+    if args.max_proposals is not None:
+        set_max_proposals(model, args.max_proposals)
+    if model.kind in EXTERNAL_PROPOSAL_KINDS:
+        from detector.data.with_proposals import with_cached_proposals
+
+        dataset = with_cached_proposals(dataset, model.config, cache_dir=args.proposal_cache, workers=args.workers)
+    start = time.perf_counter()
     detections = predict_dataset(model, dataset, device=device, batch_size=args.batch_size, workers=args.workers)
+    seconds = (time.perf_counter() - start) / max(len(dataset), 1)
     if args.save_detections is not None:
         save_detections_json(detections, dataset.classes, args.save_detections)
-    return detections
+    source = "selective_search" if model.kind in EXTERNAL_PROPOSAL_KINDS else "rpn"
+    run = {
+        "kind": model.kind,
+        "checkpoint": str(args.checkpoint),
+        "proposals": {"source": source, "per_image": proposals_per_image(model)},
+        "seconds_per_image": seconds,
+    }
+    cached = " (cached; selective search time not included)" if source == "selective_search" else ""
+    print(f"{model.kind}: at most {run['proposals']['per_image']} {source} proposals per image{cached}, {seconds:.3f} s per image")
+    return detections, run
 
 
 def save_detections_json(detections: Sequence[Detection], classes: Sequence[str], path: str | Path) -> None:
@@ -100,13 +129,17 @@ def save_detections_json(detections: Sequence[Detection], classes: Sequence[str]
     Path(path).write_text(json.dumps(records))
 
 
-def report(result: EvalResult, *, json_path: str | Path | None = None, plots_dir: str | Path | None = None) -> None:
-    """Print the per-class AP table and mAP; optionally write the JSON results and the PR plots."""
+def report(result: EvalResult, *, json_path: str | Path | None = None, plots_dir: str | Path | None = None, run: dict | None = None) -> None:
+    """Print the per-class AP table and mAP; optionally write the JSON results (with ``run``, what produced the
+    detections, under "model") and the PR plots."""
     print(result.format_table())
     if json_path is not None:
         json_path = Path(json_path)
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        payload = result.to_json()
+        if run is not None:
+            payload["model"] = run
+        json_path.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"results written to {json_path}")
     if plots_dir is not None:
         paths = write_plots(result, plots_dir)
@@ -127,12 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--iou must be in (0, 1], got {args.iou}")
     try:
         dataset = load_dataset(args)
-        detections = load_detections(args, dataset)
+        detections, run = load_detections(args, dataset)
         ground_truth = ground_truth_from_dataset(dataset)
         result = evaluate_detections(
             detections, ground_truth, dataset.classes, iou_threshold=args.iou, metric=args.metric
         )
-        report(result, json_path=args.json, plots_dir=args.plots)
+        report(result, json_path=args.json, plots_dir=args.plots, run=run)
     except (OSError, ValueError, CheckpointError) as e:
         # Users' mistakes (missing files, malformed JSON or XML): one line, no traceback.
         message = str(e)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detector.checkpoint import CheckpointError
-from detector.models.factory import load_detector
+from detector.models.factory import EXTERNAL_PROPOSAL_KINDS, load_detector, set_max_proposals
 from detector.train import resolve_device
 from detector.visualize import draw_detections
 
@@ -58,12 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/predict"), help="folder for the drawn images and detections.json")
     p.add_argument("--score-threshold", type=float, default=None, help="minimum score drawn (default: the checkpoint's display threshold)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
+    p.add_argument("--max-proposals", type=int, default=None, help="score at most N proposals per image (default: the checkpoint's)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     try:
         model, ckpt = load_detector(args.checkpoint, device)
     except CheckpointError as exc:
         raise SystemExit(f"error: {exc}") from None
+    if args.max_proposals is not None:
+        set_max_proposals(model, args.max_proposals)
+    if model.kind in EXTERNAL_PROPOSAL_KINDS:  # the model runs selective search on each new image itself
+        print(f"{model.kind}: selective search ({model.config.proposals['mode']} mode) on each image, top {model.config.max_proposals} proposals scored")
     threshold = args.score_threshold if args.score_threshold is not None else model.config.display_score_threshold
     args.out.mkdir(parents=True, exist_ok=True)
     records = []

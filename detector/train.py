@@ -1,11 +1,15 @@
 """Train a detector on PASCAL VOC or any VOC-format dataset (an image classifier with --task classify).
 
     python -m detector.train --data ROOT --model faster_rcnn --backbone vgg16 --out runs/vgg16
+    python -m detector.train --data ROOT --model fast_rcnn --backbone vgg16 --out runs/fast-vgg16
     python -m detector.train --task classify --help
 
-Defaults are the Faster R-CNN paper's VGG16 recipe (shorter side 600, longer at most 1000, horizontal flip,
-momentum SGD lr 0.001, momentum 0.9, weight decay 5e-4, lr divided by 10 after 10 of 14 epochs: the reference
-implementations' 50k of 70k iterations at one image per batch on VOC2007 trainval). Writes into --out:
+Defaults are the papers' VGG16 recipes: shorter side 600, longer at most 1000, horizontal flip, momentum SGD
+lr 0.001, momentum 0.9, weight decay 5e-4, and the lr divided by 10 after 10 of 14 epochs at 1 image per batch
+for Faster R-CNN (the reference implementations' 50k of 70k iterations on VOC2007 trainval), after 12 of 16
+epochs at 2 images per batch for Fast R-CNN (its 30k of 40k iterations) and, with the same schedule, for
+R-CNN's fine-tuning. Fast R-CNN and R-CNN read selective-search proposals from the cache of
+``python -m detector.proposals``, computing whatever is missing first. Writes into --out:
 ``last.pt`` (resumable), ``best.pt`` (best validation mAP), ``epoch_N.pt`` (periodic), ``metrics.jsonl``,
 ``training_curves.png`` and ``results.json``.
 """
@@ -31,8 +35,7 @@ from detector.data.voc import VOCDetection
 from detector.devices import device_from_name
 from detector.engine import NonFiniteLossError, evaluate, non_finite_exit, stoppable, train_steps
 from detector.models.backbones import BACKBONES
-from detector.models.factory import DETECTOR_KINDS, build_detector, config_from_dict
-from detector.models.faster_rcnn import FasterRCNNConfig, tiny_config
+from detector.models.factory import DETECTOR_KINDS, EXTERNAL_PROPOSAL_KINDS, DetectorConfig, build_detector, config_from_dict, default_config
 from detector.optim import OPTIMIZERS, SCHEDULES, LRSchedule, OptimConfig, build_optimizer
 from detector.plots import plot_training_curves
 
@@ -50,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--hflip", type=float, default=0.5, help="horizontal-flip probability")
     d.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     m = p.add_argument_group("model")
-    m.add_argument("--model", choices=DETECTOR_KINDS, default="faster_rcnn")
+    m.add_argument("--model", choices=DETECTOR_KINDS, default="faster_rcnn", help="faster_rcnn (RPN proposals), fast_rcnn or rcnn (selective-search proposals)")
     m.add_argument("--backbone", choices=BACKBONES, default="vgg16")
     m.add_argument("--pretrained", default="auto", help="PATH, 'imagenet', 'none', or 'auto' (imagenet except for the tiny backbone)")
     m.add_argument(
@@ -64,17 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--min-size", type=int, nargs="+", default=None, help="shorter side(s) in training (one picked per batch); default: 600, or 288 for tiny")
     m.add_argument("--max-size", type=int, default=None, help="cap on the longer side; default: 1000, or 480 for tiny")
     m.add_argument("--anchor-sizes", type=float, nargs="+", default=None, help="anchor sizes in pixels; default: 128 256 512")
-    m.add_argument("--pooler", choices=("roi_pool", "roi_align"), default=None, help="RoI pooling; default: roi_pool, or roi_align for tiny")
+    m.add_argument("--pooler", choices=("roi_pool", "roi_align"), default=None, help="RoI pooling (faster_rcnn, fast_rcnn); default: roi_pool, or roi_align for tiny")
+    sp = p.add_argument_group("selective-search proposals (fast_rcnn, rcnn)")
+    sp.add_argument("--proposal-mode", choices=("fast", "quality"), default=None, help="selective search mode; default: fast")
+    sp.add_argument("--max-proposals", type=int, default=None, help="proposals per image (the top of selective search's ranking); default: 2000")
+    sp.add_argument("--proposal-cache", default=None, metavar="DIR", help="where the proposals are cached; default: DATA/proposals/<settings>/")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=14)
+    o.add_argument("--epochs", type=int, default=None, help="default: 14 (faster_rcnn), 16 (fast_rcnn, rcnn)")
     o.add_argument("--iters", type=int, default=0, help="stop after this many iterations in total (0 = run all epochs)")
-    o.add_argument("--batch-size", type=int, default=1, help="images per batch (aspect-ratio grouped)")
+    o.add_argument("--batch-size", type=int, default=None, help="images per batch (aspect-ratio grouped); default: 1 (faster_rcnn), 2 (fast_rcnn, rcnn)")
     o.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum")
     o.add_argument("--lr", type=float, default=0.001)
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--weight-decay", type=float, default=5e-4)
     o.add_argument("--schedule", choices=SCHEDULES, default="step")
-    o.add_argument("--step-size", type=float, default=10, help="epochs between decays ('step')")
+    o.add_argument("--step-size", type=float, default=None, help="epochs between decays ('step'); default: 10 (faster_rcnn), 12 (fast_rcnn, rcnn)")
     o.add_argument("--milestones", type=float, nargs="+", default=(), help="epochs of each decay ('multistep')")
     o.add_argument("--gamma", type=float, default=0.1, help="decay factor")
     o.add_argument("--warmup-iters", type=int, default=0, help="linear warm-up iterations")
@@ -100,16 +107,47 @@ def resolve_device(name: str) -> torch.device:
         raise SystemExit(f"error: --device {exc}") from None
 
 
-def model_config_from_args(args: argparse.Namespace, num_classes: int) -> FasterRCNNConfig:
-    cfg = tiny_config(num_classes) if args.backbone == "tiny" else FasterRCNNConfig(backbone=args.backbone, num_classes=num_classes)
-    if args.min_size:
-        cfg.min_size = tuple(args.min_size)
-    if args.max_size:
-        cfg.max_size = args.max_size
-    if args.anchor_sizes:
+# The papers' schedules per model kind (epochs, images per batch, epochs between lr decays), used for the options
+# left unset.
+PAPER_SCHEDULES = {
+    "faster_rcnn": {"epochs": 14, "batch_size": 1, "step_size": 10},
+    "fast_rcnn": {"epochs": 16, "batch_size": 2, "step_size": 12},
+    "rcnn": {"epochs": 16, "batch_size": 2, "step_size": 12},
+}
+
+
+def apply_schedule_defaults(args: argparse.Namespace) -> None:
+    for name, value in PAPER_SCHEDULES[args.model].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
+def model_config_from_args(args: argparse.Namespace, num_classes: int) -> DetectorConfig:
+    cfg = default_config(args.model, args.backbone, num_classes)
+    ignored = []
+    for flag, value, attribute in (("--min-size", args.min_size, "min_size"), ("--max-size", args.max_size, "max_size")):
+        if value and hasattr(cfg, attribute):
+            setattr(cfg, attribute, tuple(value) if isinstance(value, list) else value)
+        elif value:
+            ignored.append(flag)
+    if args.anchor_sizes and hasattr(cfg, "rpn"):
         cfg.rpn.anchor_sizes = tuple(args.anchor_sizes)
-    if args.pooler:
+    elif args.anchor_sizes:
+        ignored.append("--anchor-sizes")
+    if args.pooler and args.model != "rcnn":
         cfg.roi_heads.pooler = args.pooler
+    elif args.pooler:
+        ignored.append("--pooler")
+    if hasattr(cfg, "proposals"):
+        if args.proposal_mode:
+            cfg.proposals = {**cfg.proposals, "mode": args.proposal_mode}
+        if args.max_proposals:
+            cfg.proposals = {**cfg.proposals, "max_proposals": args.max_proposals}
+            cfg.max_proposals = args.max_proposals
+    elif args.proposal_mode or args.max_proposals:
+        ignored.append("--proposal-mode/--max-proposals")
+    if ignored:
+        print(f"warning: {', '.join(ignored)} mean(s) nothing for --model {args.model}; ignored", file=sys.stderr)
     return cfg
 
 
@@ -186,6 +224,8 @@ def train_detector(args: argparse.Namespace) -> dict:
     if ckpt is not None:
         if list(ckpt["class_names"]) != list(classes):
             raise SystemExit(f"error: {resume_path} was trained on classes {ckpt['class_names']}, this dataset has {list(classes)}")
+        if ckpt["kind"] != args.model:
+            raise SystemExit(f"error: {resume_path} holds a {ckpt['kind']} model; resume it with --model {ckpt['kind']}")
         model_cfg = config_from_dict(ckpt["kind"], ckpt["model_config"])
         pretrained = None  # the checkpoint has every weight
     else:
@@ -195,6 +235,13 @@ def train_detector(args: argparse.Namespace) -> dict:
             pretrained = "none" if args.backbone == "tiny" else "imagenet"
     if args.init and ckpt is None:
         pretrained = None  # every weight comes from the --init checkpoint
+    if args.model in EXTERNAL_PROPOSAL_KINDS:
+        from detector.data.with_proposals import with_cached_proposals
+
+        # Computed once per dataset and settings, then read from disk (this is a no-op for a complete cache).
+        train_base = with_cached_proposals(train_base, model_cfg, cache_dir=args.proposal_cache, workers=args.workers, progress=not args.no_progress)
+        if val_set is not None:
+            val_set = with_cached_proposals(val_set, model_cfg, cache_dir=args.proposal_cache, workers=args.workers, progress=not args.no_progress)
     seed_everything(args.seed)
     model = build_detector(args.model, model_cfg, pretrained=pretrained, weights_dir=args.weights_dir).to(device)
     if args.init and ckpt is None:
@@ -348,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return classify_main(argv)
     args = build_parser().parse_args(argv)
+    apply_schedule_defaults(args)
     train_detector(args)
     return 0
 

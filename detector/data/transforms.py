@@ -41,11 +41,20 @@ class DetectionTransform:
         self.pipeline.set_random_seed(seed)
 
     def __call__(self, image: np.ndarray, target: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        boxes = target["boxes"]
-        out = self.pipeline(image=image, bboxes=boxes.numpy().reshape(-1, 4), indices=np.arange(len(boxes)))
-        kept = torch.as_tensor(np.asarray(out["indices"], dtype=np.int64))
+        boxes = target["boxes"].numpy().reshape(-1, 4)
+        proposals = target.get("proposals")
+        num_gt = len(boxes)
+        if proposals is not None:  # external proposals (Fast R-CNN, R-CNN) move with the image like boxes do
+            boxes = np.concatenate([boxes, np.asarray(proposals, dtype=np.float32).reshape(-1, 4)])
+        out = self.pipeline(image=image, bboxes=boxes, indices=np.arange(len(boxes)))
+        indices = np.asarray(out["indices"], dtype=np.int64)
+        moved = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+        is_gt = indices < num_gt
+        kept = torch.as_tensor(indices[is_gt])
         target = dict(target)
-        target["boxes"] = torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4))
+        target["boxes"] = torch.as_tensor(moved[is_gt])
+        if proposals is not None:
+            target["proposals"] = torch.as_tensor(moved[~is_gt])
         for key in ("labels", "difficult"):
             if key in target:
                 target[key] = target[key][kept]

@@ -1,0 +1,45 @@
+"""A VOC-format dataset whose targets carry cached selective-search proposals (Fast R-CNN, R-CNN).
+
+``target["proposals"]``: float32 [P, 4] ``xyxy`` in the pixels of the image as stored on disk, in selective
+search's ranking order, read from ``detector.proposals``' on-disk cache (never computed here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class WithProposals(torch.utils.data.Dataset):
+    """Wraps a ``VOCDetection`` (any transforms) and adds ``target["proposals"]`` from ``cache``; everything else
+    (``classes``, ``target(i)``, ``image_path(i)``, ...) is the wrapped dataset's."""
+
+    def __init__(self, dataset, cache):
+        self.dataset = dataset
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[Any, dict[str, Any]]:
+        image, target = self.dataset[i]
+        target = dict(target)
+        target["proposals"] = torch.from_numpy(self.cache.get(str(target["image_id"]), self.dataset.image_path(i))).float().reshape(-1, 4)
+        return image, target
+
+    def __getattr__(self, name: str):
+        # Only called for attributes this wrapper lacks; "dataset" itself must not recurse (unpickling in workers).
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def with_cached_proposals(dataset, config, *, cache_dir=None, workers: int = 0, progress: bool = True) -> WithProposals:
+    """``dataset`` with the proposals of the selective-search settings ``config`` records (a Fast R-CNN or
+    R-CNN config): computes the ones missing from the cache first (a complete cache is reused as it is)."""
+    from detector.models.fast_rcnn import selective_search_settings
+    from detector.proposals import compute_proposals
+
+    cache = compute_proposals(dataset, selective_search_settings(config), cache_dir=cache_dir, workers=workers, progress=progress)
+    return WithProposals(dataset, cache)
