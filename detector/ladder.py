@@ -90,7 +90,7 @@ def run_speed(args: argparse.Namespace) -> dict:
         for kind, model in models.items():
             model([warm], proposals=[boxes]) if kind != "faster_rcnn" else model([warm])
         for name, array in images:
-            image = torch.from_numpy(array).permute(2, 0, 1).float().div(255).to(device)
+            image = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255).to(device)
             proposals, t_ss = _timed(lambda: selective_search(array, ss_settings), device)
             props = torch.from_numpy(proposals).to(device)
             _, t_fast = _timed(lambda: models["fast_rcnn"]([image], proposals=[props]), device)
@@ -299,9 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", type=Path, default=Path("runs/ladder/speed.json"), help="where the figures go (the accuracy report reads them from here)")
     a = sub.add_parser("accuracy", help="VOC07 mAP of the three (and RoIAlign) at one training budget", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a.add_argument("--data", default="data/synth-ladder", help="a VOC-format root with train and test splits; generated there if missing")
-    a.add_argument("--train-images", type=int, default=500, help="training images when the dataset is generated")
+    a.add_argument("--train-images", type=int, default=200, help="training images when the dataset is generated")
     a.add_argument("--test-images", type=int, default=100, help="test images when the dataset is generated")
-    a.add_argument("--epochs", type=int, default=6)
+    a.add_argument("--epochs", type=int, default=5)
     a.add_argument("--optimizer", default="adam")
     a.add_argument("--lr", type=float, default=0.001)
     a.add_argument("--seed", type=int, default=0)

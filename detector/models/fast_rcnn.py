@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform, res
 from detector.models.backbones import build_backbone
 from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD, _tuples
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
+
+if TYPE_CHECKING:
+    from detector.proposals import SelectiveSearchSettings
 
 
 def _fast_rcnn_heads() -> RoIHeadsConfig:
@@ -66,7 +70,7 @@ def tiny_fast_rcnn_config(num_classes: int) -> FastRCNNConfig:
     return cfg
 
 
-def selective_search_settings(config) -> "SelectiveSearchSettings":  # noqa: F821 (imported lazily)
+def selective_search_settings(config) -> SelectiveSearchSettings:
     """The ``SelectiveSearchSettings`` a Fast R-CNN / R-CNN config records."""
     from detector.proposals import SelectiveSearchSettings
 
