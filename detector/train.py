@@ -284,6 +284,15 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
         else:
             ddp.seed_rank(args.seed * 7919 + iteration, ctx.rank)
         say(f"resumed from {resume_path}: epoch {epoch + 1}, iteration {iteration}")
+        before = ckpt.get("train_config") or {}
+        saved_batch = before.get("global_batch_size", before.get("batch_size", global_batch))
+        if saved_batch != global_batch and ctx.is_main:
+            print(
+                f"warning: {resume_path} was trained with a global batch of {saved_batch} images, this run uses {global_batch} "
+                "(--batch-size x processes): the position in the epoch is counted in the new batches, so part of this "
+                "epoch's images may be skipped or repeated, and the lr follows the new global batch",
+                file=sys.stderr,
+            )
         del ckpt
 
     train_config = {k: v for k, v in vars(args).items()}
