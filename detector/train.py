@@ -44,7 +44,7 @@ from detector.plots import plot_training_curves
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=("detect", "classify"), default="detect", help="what to train; '--task classify --help' lists the classification options")
+    p.add_argument("--task", choices=("detect", "classify"), default="detect", help="what to train; '--task classify --help' lists the classification options (classify: single process only, not under torchrun)")
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, help="VOC-format root (or a VOCdevkit folder)")
     d.add_argument("--train-split", default="trainval", help="ImageSets/Main split(s) to train on; '+' joins several")
@@ -127,7 +127,7 @@ def model_config_from_args(args: argparse.Namespace, num_classes: int) -> Faster
     return cfg
 
 
-def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str]) -> None:
+def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str], say=print) -> None:
     """Copy a trained detector's weights into ``model`` (--init). The classes and every weight's shape must match;
     settings that own no weights (input sizes, proposal counts, thresholds) come from the command line."""
     init = checkpoint.load(path)
@@ -143,7 +143,7 @@ def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str])
             f"shape mismatch {mismatched[:5]}, missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in init["model"].items()})
-    print(f"initialised from {path}")
+    say(f"initialised from {path}")
 
 
 def seed_everything(seed: int) -> None:
@@ -233,7 +233,7 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
     seed_everything(args.seed)
     model = build_detector(args.model, model_cfg, pretrained=pretrained, weights_dir=args.weights_dir).to(device)
     if args.init and ckpt is None:
-        init_from_checkpoint(model, Path(args.init), classes)
+        init_from_checkpoint(model, Path(args.init), classes, say=say)
     ddp.seed_rank(args.seed, ctx.rank)
     train_model = ddp.wrap(ctx, model)  # what steps; `model` (unwrapped) is what is saved and evaluated
 
