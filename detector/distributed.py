@@ -11,7 +11,14 @@ single-process run with that batch size would form it (same seed, same aspect-ra
 its r-th slice. DDP averages the gradients over the ranks; our losses are means over the images of a batch
 (RPN: over its 256 sampled anchors per image, RoI head: over its sampled RoIs per image), so the averaged
 gradient equals the single-process gradient of the global batch whenever every image fills its anchor and RoI
-samples; what still differs is which anchors/RoIs are drawn at random (each rank has its own random stream).
+samples; what still differs is which anchors/RoIs are drawn at random (each rank has its own random stream) and,
+for images of different sizes, the padding: one process pads the whole global batch to its largest image, a
+rank only its own slice. tests/test_distributed.py measures the resulting difference.
+
+Agreement: every collective here (stop flag, NaN check, checkpoint random states, evaluation) is called by all
+ranks at the same point of the loop; a rank that skipped one would leave the others waiting forever.
+Resume: a checkpoint stores every rank's random state, so resuming with the same number of processes continues
+bit-identically; a single process resumes exactly as before.
 """
 
 from __future__ import annotations
