@@ -79,11 +79,14 @@ def train_steps(
     amp: bool = False,
     max_grad_norm: float | None = None,
     on_step: Callable[[dict[str, float]], None] | None = None,
+    any_rank: Callable[[bool], bool] | None = None,
 ) -> None:
-    """One optimizer step per batch. ``on_step`` receives the step's losses (floats), ``lr`` and ``images``.
+    """One optimizer step per batch. ``on_step`` receives the step's losses (floats), ``lr``, ``images`` (count)
+    and ``image_ids`` (list).
 
     Raises :class:`NonFiniteLossError` before the step when a loss is NaN or infinite, so the weights stay as
-    they were after the last good step.
+    they were after the last good step. In a distributed job ``any_rank`` (flag -> flag of any rank) makes
+    every rank raise when one rank's loss is not finite, instead of the others waiting for its gradients.
     """
     model.train()
     for images, targets in batches:
@@ -92,14 +95,16 @@ def train_steps(
             losses = model(images, targets)
         loss = sum(losses.values())
         values = {k: float(v.detach()) for k, v in losses.items()}
-        if not math.isfinite(float(loss.detach())):
-            bad = ", ".join(f"{k}={v}" for k, v in values.items())
+        finite = math.isfinite(float(loss.detach()))
+        # any_rank is a collective: every rank must call it at every step, whatever its own loss.
+        if (any_rank(not finite) if any_rank is not None else not finite):
+            bad = ", ".join(f"{k}={v}" for k, v in values.items()) if not finite else "in another process"
             raise NonFiniteLossError(f"loss is not finite ({bad})")
         backward_step(loss, model, optimizer, scaler=scaler, max_grad_norm=max_grad_norm)
         lr = optimizer.param_groups[0]["lr"]
         schedule.step()
         if on_step is not None:
-            on_step({"loss": float(loss.detach()), **values, "lr": lr, "images": len(images)})
+            on_step({"loss": float(loss.detach()), **values, "lr": lr, "images": len(images), "image_ids": [t.get("image_id") for t in targets]})
 
 
 @torch.inference_mode()

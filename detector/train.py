@@ -12,6 +12,10 @@ R-CNN's fine-tuning. Fast R-CNN and R-CNN read selective-search proposals from t
 ``python -m detector.proposals``, computing whatever is missing first. Writes into --out:
 ``last.pt`` (resumable), ``best.pt`` (best validation mAP), ``epoch_N.pt`` (periodic), ``metrics.jsonl``,
 ``training_curves.png`` and ``results.json``.
+
+Under ``torchrun --nproc_per_node=N -m detector.train ...`` it trains with DistributedDataParallel: --batch-size
+is per process, the lr is scaled with the global batch (--lr-scaling), and only rank 0 writes; see
+``detector.distributed`` and the README's "Distributed training".
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ import torch
 from tqdm import tqdm
 
 from detector import checkpoint
-from detector.data.sampler import GroupedBatchSampler, aspect_ratio_groups
+from detector import distributed as ddp
+from detector.data.sampler import aspect_ratio_groups
 from detector.data.transforms import AugmentedDataset, collate, detection_transform, keep_numpy
 from detector.data.voc import VOCDetection
 from detector.devices import device_from_name
-from detector.engine import NonFiniteLossError, evaluate, non_finite_exit, stoppable, train_steps
+from detector.engine import NonFiniteLossError, non_finite_exit, stoppable, train_steps
 from detector.models.backbones import BACKBONES
 from detector.models.factory import DETECTOR_KINDS, EXTERNAL_PROPOSAL_KINDS, DetectorConfig, build_detector, config_from_dict, default_config
 from detector.optim import OPTIMIZERS, SCHEDULES, LRSchedule, OptimConfig, build_optimizer
@@ -42,7 +47,7 @@ from detector.plots import plot_training_curves
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=("detect", "classify"), default="detect", help="what to train; '--task classify --help' lists the classification options")
+    p.add_argument("--task", choices=("detect", "classify"), default="detect", help="what to train; '--task classify --help' lists the classification options (classify: single process only, not under torchrun)")
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, help="VOC-format root (or a VOCdevkit folder)")
     d.add_argument("--train-split", default="trainval", help="ImageSets/Main split(s) to train on; '+' joins several")
@@ -75,9 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=None, help="default: 14 (faster_rcnn), 16 (fast_rcnn, rcnn)")
     o.add_argument("--iters", type=int, default=0, help="stop after this many iterations in total (0 = run all epochs)")
-    o.add_argument("--batch-size", type=int, default=None, help="images per batch (aspect-ratio grouped); default: 1 (faster_rcnn), 2 (fast_rcnn, rcnn)")
+    o.add_argument("--batch-size", type=int, default=None, help="images per batch (aspect-ratio grouped), per process under torchrun; default: 1 (faster_rcnn), 2 (fast_rcnn, rcnn)")
     o.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum")
-    o.add_argument("--lr", type=float, default=0.001)
+    o.add_argument("--lr", type=float, default=0.001, help="learning rate for --lr-base-batch images per step")
+    o.add_argument(
+        "--lr-scaling",
+        choices=("linear", "none"),
+        default="linear",
+        help="'linear': the lr used is --lr x global batch / --lr-base-batch (global batch = --batch-size x processes); "
+        "'none': --lr as given",
+    )
+    o.add_argument("--lr-base-batch", type=int, default=0, help="batch size --lr was tuned for (0 = --batch-size: a single process uses --lr unchanged)")
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--weight-decay", type=float, default=5e-4)
     o.add_argument("--schedule", choices=SCHEDULES, default="step")
@@ -97,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-every-iters", type=int, default=0, help="also refresh last.pt every N iterations (0 = epoch ends only)")
     r.add_argument("--log-every", type=int, default=10, help="write a step record to metrics.jsonl every N iterations")
     r.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    r.add_argument("--log-image-ids", action="store_true", help="record in each epoch record of metrics.jsonl the image ids every process trained on")
     return p
 
 
@@ -151,7 +165,7 @@ def model_config_from_args(args: argparse.Namespace, num_classes: int) -> Detect
     return cfg
 
 
-def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str]) -> None:
+def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str], say=print) -> None:
     """Copy a trained detector's weights into ``model`` (--init). The classes and every weight's shape must match;
     settings that own no weights (input sizes, proposal counts, thresholds) come from the command line."""
     init = checkpoint.load(path)
@@ -167,7 +181,7 @@ def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str])
             f"shape mismatch {mismatched[:5]}, missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in init["model"].items()})
-    print(f"initialised from {path}")
+    say(f"initialised from {path}")
 
 
 def seed_everything(seed: int) -> None:
@@ -182,11 +196,21 @@ def _splits(s: str) -> str | tuple[str, ...]:
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM ask training to stop between two steps, so last.pt is always a consistent state."""
+    """SIGINT/SIGTERM ask training to stop between two steps, so last.pt is always a consistent state.
 
-    def __init__(self):
-        self.requested = False
+    In a distributed job ``requested`` is agreed between the ranks (true everywhere once one rank got the
+    signal; an all-reduce per read), so all stop after the same step: a rank that stopped alone would leave the
+    others blocked in the gradient all-reduce. Every rank reads it at the same points of the loop.
+    """
+
+    def __init__(self, ctx: ddp.Context | None = None):
+        self.signalled = False
+        self.ctx = ctx or ddp.Context()
         self._previous = {}
+
+    @property
+    def requested(self) -> bool:
+        return ddp.any_rank(self.ctx, self.signalled)
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -194,10 +218,11 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:  # a second Ctrl-C stops at once
+        if self.signalled:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this step; last.pt will hold the position (press Ctrl-C again to abort)", file=sys.stderr)
+        self.signalled = True
+        if self.ctx.is_main:
+            print("\nstopping after this step; last.pt will hold the position (press Ctrl-C again to abort)", file=sys.stderr)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -205,9 +230,19 @@ class _StopFlag:
 
 
 def train_detector(args: argparse.Namespace) -> dict:
-    device = resolve_device(args.device)
+    ctx = ddp.setup(resolve_device(args.device))
+    try:
+        return _train_detector(args, ctx)
+    finally:
+        ddp.teardown(ctx)
+
+
+def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
+    device = ctx.device
+    say = print if ctx.is_main else (lambda *a, **k: None)  # rank 0 speaks for the job
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     years = args.years.split(",") if args.years else None
     train_base = VOCDetection(args.data, _splits(args.train_split), keep_difficult=args.keep_difficult, years=years, transforms=keep_numpy)
     classes = train_base.classes
@@ -238,22 +273,32 @@ def train_detector(args: argparse.Namespace) -> dict:
     if args.model in EXTERNAL_PROPOSAL_KINDS:
         from detector.data.with_proposals import with_cached_proposals
 
-        # Computed once per dataset and settings, then read from disk (this is a no-op for a complete cache).
-        train_base = with_cached_proposals(train_base, model_cfg, cache_dir=args.proposal_cache, workers=args.workers, progress=not args.no_progress)
-        if val_set is not None:
-            val_set = with_cached_proposals(val_set, model_cfg, cache_dir=args.proposal_cache, workers=args.workers, progress=not args.no_progress)
+        # Computed once per dataset and settings, then read from disk (a no-op for a complete cache). Under torchrun
+        # rank 0 fills the cache while the others wait, then they only read it.
+        for rank_turn in ("main", "others"):
+            if ctx.is_main == (rank_turn == "main"):
+                progress = ctx.is_main and not args.no_progress
+                train_base = with_cached_proposals(train_base, model_cfg, cache_dir=args.proposal_cache, workers=args.workers, progress=progress)
+                if val_set is not None:
+                    val_set = with_cached_proposals(val_set, model_cfg, cache_dir=args.proposal_cache, workers=args.workers, progress=progress)
+            ddp.barrier(ctx)
     seed_everything(args.seed)
     model = build_detector(args.model, model_cfg, pretrained=pretrained, weights_dir=args.weights_dir).to(device)
     if args.init and ckpt is None:
-        init_from_checkpoint(model, Path(args.init), classes)
+        init_from_checkpoint(model, Path(args.init), classes, say=say)
+    ddp.seed_rank(args.seed, ctx.rank)
+    train_model = ddp.wrap(ctx, model)  # what steps; `model` (unwrapped) is what is saved and evaluated
 
     train_set = AugmentedDataset(train_base, detection_transform(True, hflip=args.hflip), seed=args.seed)
-    sampler = GroupedBatchSampler(aspect_ratio_groups([train_base.image_size(i) for i in range(len(train_base))]), args.batch_size, seed=args.seed)
+    groups = aspect_ratio_groups([train_base.image_size(i) for i in range(len(train_base))])
+    sampler = ddp.batch_sampler(ctx, groups, args.batch_size, seed=args.seed)
     iters_per_epoch = len(sampler)
     total_iters = args.iters or args.epochs * iters_per_epoch
+    global_batch = args.batch_size * ctx.world
+    lr = ddp.effective_lr(args.lr, global_batch=global_batch, base_batch=args.lr_base_batch or args.batch_size, rule=args.lr_scaling)
     optim_cfg = OptimConfig(
         optimizer=args.optimizer,
-        lr=args.lr,
+        lr=lr,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
         schedule=args.schedule,
@@ -267,7 +312,7 @@ def train_detector(args: argparse.Namespace) -> dict:
     optimizer = build_optimizer(params, optim_cfg)
     schedule = LRSchedule(optimizer, optim_cfg)
     amp = bool(args.amp and device.type == "cuda")
-    if args.amp and not amp:
+    if args.amp and not amp and ctx.is_main:
         print("warning: --amp needs CUDA; training in fp32 on the CPU", file=sys.stderr)
     scaler = torch.amp.GradScaler("cuda") if amp else None
 
@@ -280,20 +325,44 @@ def train_detector(args: argparse.Namespace) -> dict:
             scaler.load_state_dict(ckpt["scaler"])
         epoch, step_in_epoch, iteration = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["iteration"]
         best_map = ckpt.get("best_map", -1.0)
-        checkpoint.set_rng_state(ckpt["rng"])
-        print(f"resumed from {resume_path}: epoch {epoch + 1}, iteration {iteration}")
+        # Each rank continues its own random stream when the checkpoint has one per rank for this world size
+        # (then a resumed job draws what an uninterrupted one would); otherwise rank 0 takes the saved stream
+        # (exact for a single process, as before) and the other ranks a fresh one.
+        rng_ranks = ckpt.get("rng_ranks") or []
+        if len(rng_ranks) == ctx.world:
+            checkpoint.set_rng_state(rng_ranks[ctx.rank])
+        elif ctx.is_main:
+            checkpoint.set_rng_state(ckpt["rng"])
+        else:
+            ddp.seed_rank(args.seed * 7919 + iteration, ctx.rank)
+        say(f"resumed from {resume_path}: epoch {epoch + 1}, iteration {iteration}")
+        before = ckpt.get("train_config") or {}
+        saved_batch = before.get("global_batch_size", before.get("batch_size", global_batch))
+        if saved_batch != global_batch and ctx.is_main:
+            print(
+                f"warning: {resume_path} was trained with a global batch of {saved_batch} images, this run uses {global_batch} "
+                "(--batch-size x processes): the position in the epoch is counted in the new batches, so part of this "
+                "epoch's images may be skipped or repeated, and the lr follows the new global batch",
+                file=sys.stderr,
+            )
         del ckpt
 
     train_config = {k: v for k, v in vars(args).items()}
-    train_config["iters_per_epoch"] = iters_per_epoch
-    metrics_file = open(out / "metrics.jsonl", "a")
+    train_config.update(iters_per_epoch=iters_per_epoch, world_size=ctx.world, global_batch_size=global_batch, effective_lr=lr)
+    metrics_file = open(out / "metrics.jsonl", "a") if ctx.is_main else None
     last_eval: dict = {}
+    epoch_ids: list[str] = []
 
     def log(record: dict) -> None:
-        metrics_file.write(json.dumps(record) + "\n")
-        metrics_file.flush()
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
 
     def save(path: Path, *, resumable: bool = True, metrics: dict | None = None) -> None:
+        # Called by every rank at the same point: the random states of all ranks are gathered for exact resume.
+        rng_ranks = ddp.all_gather_state(ctx, checkpoint.rng_state()) if resumable and ctx.distributed else None
+        if not ctx.is_main:
+            return
         payload = checkpoint.model_payload(
             model, kind=args.model, config=model_cfg.to_dict(), class_names=classes, train_config=train_config, metrics=metrics or last_eval
         )
@@ -301,10 +370,14 @@ def train_detector(args: argparse.Namespace) -> dict:
             payload.update(
                 checkpoint.training_state(optimizer, schedule, scaler, epoch=epoch, step_in_epoch=step_in_epoch, iteration=iteration, best_map=best_map)
             )
+            if rng_ranks is not None:
+                payload["rng_ranks"] = rng_ranks
         checkpoint.save(path, payload)
 
-    print(f"training {args.model}/{model_cfg.backbone} on {len(train_base)} images of {len(classes)} classes, {iters_per_epoch} iterations per epoch, device {device}")
-    stop = _StopFlag()
+    say(f"training {args.model}/{model_cfg.backbone} on {len(train_base)} images of {len(classes)} classes, {iters_per_epoch} iterations per epoch, device {device}")
+    if ctx.distributed:
+        say(f"distributed: {ctx.world} processes ({torch.distributed.get_backend()}), global batch {global_batch} images, lr {lr:g} (--lr {args.lr:g}, --lr-scaling {args.lr_scaling})")
+    stop = _StopFlag(ctx)
     with stop:
         while epoch < args.epochs and iteration < total_iters and not stop.requested:
             sampler.set_epoch(epoch, start_batch=step_in_epoch)
@@ -324,14 +397,16 @@ def train_detector(args: argparse.Namespace) -> dict:
             count = 0
             t0 = time.perf_counter()
             images_seen = 0
-            bar = tqdm(total=iters_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress, unit="it", dynamic_ncols=True)
+            bar = tqdm(total=iters_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress or not ctx.is_main, unit="it", dynamic_ncols=True)
 
             def on_step(values: dict) -> None:
                 nonlocal iteration, step_in_epoch, count, images_seen
                 iteration += 1
                 step_in_epoch += 1
                 count += 1
-                images_seen += values["images"]
+                images_seen += values["images"] * ctx.world  # img/s of the whole job
+                if args.log_image_ids:
+                    epoch_ids.extend(values["image_ids"])
                 for k, v in values.items():
                     if k.startswith("loss"):
                         sums[k] = sums.get(k, 0.0) + v
@@ -339,28 +414,34 @@ def train_detector(args: argparse.Namespace) -> dict:
                 bar.set_postfix({"loss": f"{sums['loss'] / count:.3f}", **{k.replace("loss_", ""): f"{v:.3f}" for k, v in values.items() if k.startswith("loss_")}, "img/s": f"{speed:.1f}", "lr": f"{values['lr']:.2g}"}, refresh=False)
                 bar.update(1)
                 if iteration % args.log_every == 0:
-                    log({"type": "step", "epoch": epoch + 1, "iteration": iteration, **{k: v for k, v in values.items() if k != "images"}, "images_per_s": speed})
+                    log({"type": "step", "epoch": epoch + 1, "iteration": iteration, **{k: v for k, v in values.items() if k not in ("images", "image_ids")}, "images_per_s": speed})
                 if args.save_every_iters and iteration % args.save_every_iters == 0:
                     save(out / "last.pt")
 
             try:
                 batches = stoppable(loader, remaining, stop)
-                train_steps(model, optimizer, schedule, batches, device=device, scaler=scaler, amp=amp, max_grad_norm=args.clip_grad, on_step=on_step)
+                train_steps(train_model, optimizer, schedule, batches, device=device, scaler=scaler, amp=amp, max_grad_norm=args.clip_grad, on_step=on_step,
+                            any_rank=lambda flag: ddp.any_rank(ctx, flag))  # fmt: skip
             except NonFiniteLossError as exc:
                 bar.close()
-                metrics_file.close()
+                if metrics_file is not None:
+                    metrics_file.close()
                 raise non_finite_exit(exc, epoch=epoch + 1, iteration=iteration + 1, last_checkpoint=out / "last.pt") from None
             bar.close()
             if step_in_epoch < iters_per_epoch:  # stopped mid-epoch (--iters or a signal): keep the position
                 save(out / "last.pt")
                 break
             epoch, step_in_epoch = epoch + 1, 0
+            # Losses in the record are rank 0's (its share of each global batch).
             record = {"type": "epoch", "epoch": epoch, "iteration": iteration, **{k: v / max(count, 1) for k, v in sums.items()}, "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+            if args.log_image_ids:
+                record["image_ids_by_rank"] = ddp.all_gather_object(ctx, epoch_ids)
+                epoch_ids = []
             if val_set is not None and (epoch % args.eval_every == 0 or epoch == args.epochs or iteration >= total_iters):
-                result, sec = evaluate(model, val_set, device=device, workers=min(args.workers, 2), amp=amp, progress=not args.no_progress)
+                result, sec = ddp.evaluate(ctx, model, val_set, device=device, workers=min(args.workers, 2), amp=amp, progress=not args.no_progress)
                 last_eval = {"split": args.val_split, "metric": result.metric, "map": result.map, "ap": result.ap, "epoch": epoch, "seconds_per_image": sec}
                 record.update(map=result.map, eval_seconds_per_image=sec)
-                print(f"epoch {epoch}: validation mAP ({result.metric}) = {result.map:.4f}" if result.map is not None else f"epoch {epoch}: no positives in validation split")
+                say(f"epoch {epoch}: validation mAP ({result.metric}) = {result.map:.4f}" if result.map is not None else f"epoch {epoch}: no positives in validation split")
                 schedule.observe(result.map or 0.0)
                 if result.map is not None and result.map > best_map:
                     best_map = result.map
@@ -369,12 +450,14 @@ def train_detector(args: argparse.Namespace) -> dict:
             save(out / "last.pt")
             if args.checkpoint_every and epoch % args.checkpoint_every == 0:
                 save(out / f"epoch_{epoch}.pt", resumable=False)
+    results = {"epoch": epoch, "iteration": iteration, "best_map": best_map if best_map >= 0 else None, "last_eval": last_eval, "out": str(out)}
+    if not ctx.is_main:
+        return results
     metrics_file.close()
     try:
         plot_training_curves(out / "metrics.jsonl", out / "training_curves.png")
     except Exception as exc:  # a plot must never lose a finished training run
         print(f"warning: could not draw training curves: {exc}", file=sys.stderr)
-    results = {"epoch": epoch, "iteration": iteration, "best_map": best_map if best_map >= 0 else None, "last_eval": last_eval, "out": str(out)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
@@ -393,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     if _task(argv) == "classify":  # its own parser: the detection options mean nothing there
         from detector.classify.train import main as classify_main
 
+        ddp.refuse("classify")
         return classify_main(argv)
     args = build_parser().parse_args(argv)
     apply_schedule_defaults(args)
