@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("with --checkpoint")
     model.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
     model.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    model.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only"
+    )
     model.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     model.add_argument("--save-detections", type=Path, default=None, help="also write the model's detections as DETS.json (1-based boxes)")
     return parser
@@ -79,11 +82,16 @@ def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> list[Det
         return load_detections_json(args.detections, dataset.classes)
     from detector.engine import predict_dataset
     from detector.models.factory import load_detector
+    from detector.models.inference import prepare_for_inference
     from detector.train import resolve_device
 
+    from detector.engine import check_precision
+
     device = resolve_device(args.device)
+    check_precision(args.precision, device)  # before the (slow) model load
     model, _ = load_detector(args.checkpoint, device)
-    detections = predict_dataset(model, dataset, device=device, batch_size=args.batch_size, workers=args.workers)
+    prepare_for_inference(model, args.precision)
+    detections = predict_dataset(model, dataset, device=device, batch_size=args.batch_size, workers=args.workers, precision=args.precision)
     if args.save_detections is not None:
         save_detections_json(detections, dataset.classes, args.save_detections)
     return detections
