@@ -1,16 +1,24 @@
 """Benchmark: our Faster R-CNN against torchvision's, built on the same trunk and head, on the same inputs.
 
-    python -m detector.bench inference --backbone vgg16 [--precision fp32] [--images 5] [--json OUT]
+    python -m detector.bench inference --backbone vgg16 [--precision fp32 bf16] [--batch 1 8] [--images 5] [--no-memory] [--check] [--json OUT]
     python -m detector.bench train --backbone vgg16 [--precision bf16] [--device cuda]
 
 Prints time per image (inference) or per training step (forward + backward + SGD step, one image), the peak
-memory of each model and the ratio ours / torchvision. Three models run, with identical weights:
+memory of each model and the ratio ours / torchvision; with several precisions or batch sizes, one report
+each and a summary that also compares ours with torchvision in fp32. Three models run, with identical weights:
 
-- ``ours``: ``FasterRCNN`` with ``pooler="roi_align"``, because torchvision only offers RoIAlign;
+- ``ours``: ``FasterRCNN`` with ``pooler="roi_align"``, because torchvision only offers RoIAlign; for
+  inference prepared by ``prepare_for_inference`` at the run's precision (``--no-prepare``: as built);
 - ``torchvision``: ``torchvision.models.detection.FasterRCNN`` given our trunk (``backbone.body``), our RoI
   head (``backbone.head``), our RPN conv head behind torchvision's interface, a ``FastRCNNPredictor`` holding
-  our predictor's weights, and the settings of our config (anchors, proposal counts, thresholds, sizes);
+  our predictor's weights, the settings of our config (anchors, proposal counts, thresholds, sizes), and a
+  one-level RoIAlign with ``aligned=True`` as ours (``AlignedRoIAlign``); run as torchvision users run it
+  (autocast at the run's precision, weights as built);
 - ``ours_roi_pool``: our default configuration (RoI max pooling), reported as an extra line.
+
+``--check`` first runs ``answer_check``: what "equal output" means between the timed models.
+With ``--no-memory`` the models are timed interleaved in one process (``measure_interleaved``), which keeps
+the ratios meaningful on a machine shared with other work.
 
 Identical weights come from seeded construction: every model is built after ``torch.manual_seed(seed)`` by
 the same sequence of layer constructions (trunk, RPN head, predictor), so no model has to be built twice in
