@@ -32,6 +32,7 @@ from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, clas
 from detector.data.augment import classification_transform
 from detector.devices import device_from_name
 from detector.models.factory import DETECTOR_KINDS, detector_from_checkpoint
+from detector.models.inference import prepare_for_inference
 from detector.tta import classify_tta, detect_flip_tta
 
 log = logging.getLogger("api")
@@ -169,6 +170,7 @@ def load_served_model(name: str, path: Path, device: torch.device, precision: st
         kind = ckpt.get("kind")
         if kind in DETECTOR_KINDS:
             model, meta = detector_from_checkpoint(ckpt, device, source=path)
+            prepare_for_inference(model, precision)  # channels-last; bf16/fp16 weights: run_batch autocasts to match
             task: Task = "detect"
         elif kind == CLASSIFIER_KIND:
             model, meta = classifier_from_checkpoint(ckpt, device, source=path)

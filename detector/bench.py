@@ -1,16 +1,24 @@
 """Benchmark: our Faster R-CNN against torchvision's, built on the same trunk and head, on the same inputs.
 
-    python -m detector.bench inference --backbone vgg16 [--precision fp32] [--images 5] [--json OUT]
+    python -m detector.bench inference --backbone vgg16 [--precision fp32 bf16] [--batch 1 8] [--images 5] [--no-memory] [--check] [--json OUT]
     python -m detector.bench train --backbone vgg16 [--precision bf16] [--device cuda]
 
 Prints time per image (inference) or per training step (forward + backward + SGD step, one image), the peak
-memory of each model and the ratio ours / torchvision. Three models run, with identical weights:
+memory of each model and the ratio ours / torchvision; with several precisions or batch sizes, one report
+each and a summary that also compares ours with torchvision in fp32. Three models run, with identical weights:
 
-- ``ours``: ``FasterRCNN`` with ``pooler="roi_align"``, because torchvision only offers RoIAlign;
+- ``ours``: ``FasterRCNN`` with ``pooler="roi_align"``, because torchvision only offers RoIAlign; for
+  inference prepared by ``prepare_for_inference`` at the run's precision (``--no-prepare``: as built);
 - ``torchvision``: ``torchvision.models.detection.FasterRCNN`` given our trunk (``backbone.body``), our RoI
   head (``backbone.head``), our RPN conv head behind torchvision's interface, a ``FastRCNNPredictor`` holding
-  our predictor's weights, and the settings of our config (anchors, proposal counts, thresholds, sizes);
+  our predictor's weights, the settings of our config (anchors, proposal counts, thresholds, sizes), and a
+  one-level RoIAlign with ``aligned=True`` as ours (``AlignedRoIAlign``); run as torchvision users run it
+  (autocast at the run's precision, weights as built);
 - ``ours_roi_pool``: our default configuration (RoI max pooling), reported as an extra line.
+
+``--check`` first runs ``answer_check``: what "equal output" means between the timed models.
+With ``--no-memory`` the models are timed interleaved in one process (``measure_interleaved``), which keeps
+the ratios meaningful on a machine shared with other work.
 
 Identical weights come from seeded construction: every model is built after ``torch.manual_seed(seed)`` by
 the same sequence of layer constructions (trunk, RPN head, predictor), so no model has to be built twice in
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime
 import gc
 import json
@@ -47,10 +56,11 @@ from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN as TorchvisionFasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator as TorchvisionAnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign, roi_align
 
 from detector.models.backbones import BACKBONES, build_backbone
 from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD, FasterRCNN, FasterRCNNConfig, tiny_config
+from detector.models.inference import prepare_for_inference
 from detector.models.roi_heads import BoxPredictor
 from detector.models.rpn import RPNHead
 
@@ -74,6 +84,7 @@ class Settings:
     seed: int = 0
     memory: bool = True
     min_size: int | None = None  # shorter side the models resize to; None: the config's (600, tiny 320)
+    prepare: bool = True  # inference: run ours through prepare_for_inference (channels-last, low-precision weights)
 
 
 # --- models -------------------------------------------------------------------------------------------
@@ -103,6 +114,20 @@ class TorchvisionRPNHead(nn.Module):
     def forward(self, features: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         hidden = [F.relu(self.head.conv(f)) for f in features]
         return [self.head.objectness(t) for t in hidden], [self.head.deltas(t) for t in hidden]
+
+
+class AlignedRoIAlign(MultiScaleRoIAlign):
+    """torchvision's one-level ``MultiScaleRoIAlign`` with ``aligned=True``, as ours pools (torchvision's
+    ``FasterRCNN`` accepts only that class). ``MultiScaleRoIAlign`` always pools with ``aligned=False`` (a
+    half-pixel shift), which would make the two RoI heads compute different functions of the same proposals;
+    the work is the same either way."""
+
+    def __init__(self, pool_size: int, spatial_scale: float):
+        super().__init__(["0"], output_size=pool_size, sampling_ratio=2)
+        self.spatial_scale = spatial_scale
+
+    def forward(self, features: dict[str, Tensor], proposals: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
+        return roi_align(features["0"], proposals, self.output_size, spatial_scale=self.spatial_scale, sampling_ratio=2, aligned=True)
 
 
 def build_torchvision(backbone: str, seed: int, min_size: int | None = None) -> TorchvisionFasterRCNN:
@@ -138,7 +163,7 @@ def build_torchvision(backbone: str, seed: int, min_size: int | None = None) -> 
         rpn_bg_iou_thresh=rpn.negative_iou,
         rpn_batch_size_per_image=rpn.batch_size_per_image,
         rpn_positive_fraction=rpn.positive_fraction,
-        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=trunk.pool_size, sampling_ratio=2),
+        box_roi_pool=AlignedRoIAlign(trunk.pool_size, 1.0 / trunk.stride),
         box_head=trunk.head,  # [R, C, P, P] -> [R, D], as torchvision's box heads
         box_predictor=predictor,
         box_score_thresh=roi.score_threshold,
@@ -222,9 +247,8 @@ def measure(name: str, settings: Settings, track_memory: bool) -> dict:
     else:
         baseline = _current_rss_mb()
 
-    model = build_model(name, settings.backbone, settings.seed, settings.min_size).to(device)
+    model = build_timed_model(name, settings, device)
     torch.manual_seed(settings.seed)  # the same sampling randomness for every model
-    model.eval()
     with torch.inference_mode(), _autocast(settings, device):
         detections = len(model([images[0]])[0]["boxes"])
     times: list[float] = []
@@ -269,6 +293,51 @@ def measure(name: str, settings: Settings, track_memory: bool) -> dict:
     return {"seconds": statistics.median(times), "times": times, "peak_mb": peak, "detections_first_image": detections, "first_loss": first_loss}
 
 
+def build_timed_model(name: str, settings: Settings, device: torch.device) -> nn.Module:
+    """The model as timed: ours prepared for inference (``--prepare``, inference only), torchvision as built."""
+    model = build_model(name, settings.backbone, settings.seed, settings.min_size).to(device).eval()
+    if settings.mode == "inference" and settings.prepare and name != "torchvision":
+        prepare_for_inference(model, settings.precision)
+    return model
+
+
+def measure_interleaved(settings: Settings) -> dict[str, dict]:
+    """Inference without memory figures: all models in this process, timed in turn on each batch (ours,
+    torchvision, ours_roi_pool, ours, ...), so a load change on a shared machine hits them alike.
+    Returns ``measure``'s dict per model (``peak_mb`` None); a failing extra model gets an ``error``."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    device = torch.device(settings.device)
+    images = [im.to(device) for im in make_inputs(settings)[0]]
+    batches = [images[i : i + settings.batch] for i in range(0, len(images), settings.batch)]
+    models, runs = {}, {}
+    for name in MODELS:
+        try:
+            model = build_timed_model(name, settings, device)
+            with torch.inference_mode(), _autocast(settings, device):
+                detections = len(model([images[0]])[0]["boxes"])
+            models[name] = model
+            runs[name] = {"seconds": None, "times": [], "peak_mb": None, "detections_first_image": detections, "first_loss": None}
+        except RuntimeError as e:
+            if name in ("ours", "torchvision"):
+                raise
+            runs[name] = {"seconds": None, "times": [], "peak_mb": None, "detections_first_image": None, "first_loss": None, "error": str(e).strip().splitlines()[-1]}
+    with torch.inference_mode():
+        for i in range(settings.warmup + len(batches)):
+            batch = batches[i % len(batches)]
+            for name, model in models.items():
+                _sync(device)
+                start = time.perf_counter()
+                with _autocast(settings, device):
+                    model(batch)
+                _sync(device)
+                if i >= settings.warmup:
+                    runs[name]["times"].append((time.perf_counter() - start) / len(batch))
+    for name in models:
+        runs[name]["seconds"] = statistics.median(runs[name]["times"])
+    return runs
+
+
 def _measure_in_fresh_process(name: str, settings: Settings) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(measure, (name, settings, True))
@@ -289,7 +358,9 @@ def run_benchmark(settings: Settings) -> dict:
         torch.set_num_threads(settings.threads)
     fresh_process = settings.memory and not settings.device.startswith("cuda")
     runs = {}
-    for name in MODELS:
+    if settings.mode == "inference" and not settings.memory:
+        runs = measure_interleaved(settings)
+    for name in MODELS if not runs else ():
         try:
             runs[name] = _measure_in_fresh_process(name, settings) if fresh_process else measure(name, settings, settings.memory)
         except RuntimeError as e:
@@ -391,6 +462,110 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+# --- answer-equality check ---------------------------------------------------------------------------
+def _max_diff(a: Tensor, b: Tensor) -> float:
+    return float((a.float() - b.float()).abs().max()) if a.numel() else 0.0
+
+
+def compare_detections(a: list[dict[str, Tensor]], b: list[dict[str, Tensor]]) -> dict:
+    """Exact-order comparison of two detectors' outputs on the same images: whether every image has the same
+    labels in the same order, and the largest box-coordinate (pixels) and score differences."""
+    same = all(torch.equal(x["labels"], y["labels"]) for x, y in zip(a, b))
+    return {
+        "detections": [len(x["labels"]) for x in a],
+        "same_labels_in_order": same,
+        "max_box_diff_px": max((_max_diff(x["boxes"], y["boxes"]) for x, y in zip(a, b)), default=0.0) if same else None,
+        "max_score_diff": max((_max_diff(x["scores"], y["scores"]) for x, y in zip(a, b)), default=0.0) if same else None,
+    }
+
+
+def match_detections(reference: list[dict[str, Tensor]], other: list[dict[str, Tensor]], *, min_score: float = 0.0, iou: float = 0.5) -> dict:
+    """Low precision against fp32, where the order and the detections near the score threshold may change:
+    each reference detection (score >= ``min_score``) is matched to the same-label detection of ``other``
+    with the highest IoU (>= ``iou``). Returns the matched fraction and, over matches, the largest
+    box-coordinate (pixels) and score differences."""
+    matched = total = 0
+    box_diff = score_diff = 0.0
+    for ref, oth in zip(reference, other):
+        keep = ref["scores"] >= min_score
+        for box, label, score in zip(ref["boxes"][keep].float(), ref["labels"][keep], ref["scores"][keep].float()):
+            total += 1
+            same = oth["labels"] == label
+            if not same.any():
+                continue
+            ious = torchvision.ops.box_iou(box[None], oth["boxes"][same].float())[0]
+            j = int(ious.argmax())
+            if ious[j] >= iou:
+                matched += 1
+                box_diff = max(box_diff, _max_diff(box, oth["boxes"][same][j]))
+                score_diff = max(score_diff, abs(float(score) - float(oth["scores"][same][j])))
+    return {"reference_detections": total, "matched_fraction": matched / total if total else 1.0, "max_box_diff_px": box_diff, "max_score_diff": score_diff}
+
+
+def answer_check(settings: Settings, low_precisions: list[str]) -> dict:
+    """What the timed models are checked to answer alike, on the first ``settings.batch`` benchmark images:
+
+    1. ours vs torchvision (fp32, identical weights): the resized batch is equal, the trunk features equal,
+       and the RoI heads given the same proposals (ours' RPN output) return the same detections: same
+       labels in the same order, boxes and scores compared. The full models' detections are not compared:
+       the RPNs differ by design (torchvision drops proposals under 1e-3 px, ours under ``min_size`` scaled
+       to the image; torchvision ranks sigmoid scores per level), so their proposals differ.
+    2. ours prepared for inference in fp32 (channels-last) vs ours as built: full detections, exact order.
+    3. ours prepared at each low precision vs ours fp32: detections matched by label and IoU >= 0.5.
+       With random weights the scores sit near 1/21, so which boxes pass the 0.05 threshold is fragile;
+       the trained detector's figures (``detector.evaluate --precision``) are the ones to quote.
+    """
+    device = torch.device(settings.device)
+    images = [im.to(device) for im in make_inputs(settings)[0][: settings.batch]]
+    ours = build_model("ours", settings.backbone, settings.seed, settings.min_size).to(device).eval()
+    tv = build_model("torchvision", settings.backbone, settings.seed, settings.min_size).to(device).eval()
+    result: dict = {"images": len(images), "backbone": settings.backbone, "size": list(settings.size)}
+    with torch.inference_mode():
+        batch, _ = ours.transform(images)
+        tv_batch, _ = tv.transform(images)
+        result["transform_equal"] = batch.image_sizes == tv_batch.image_sizes and torch.equal(batch.tensors, tv_batch.tensors)
+        features = ours.backbone(batch.tensors)
+        result["features_max_diff"] = _max_diff(features, tv.backbone(tv_batch.tensors))
+        scales = [h / im.shape[-2] for (h, _), im in zip(batch.image_sizes, images)]
+        proposals, _ = ours.rpn(features, batch.image_sizes, scales)
+        ours_dets, _ = ours.roi_heads(features, proposals, batch.image_sizes)
+        tv_dets, _ = tv.roi_heads({"0": features}, proposals, batch.image_sizes)
+        result["roi_heads_same_proposals"] = compare_detections(ours_dets, tv_dets)
+        del tv
+        reference = ours(images)
+        prepared = prepare_for_inference(copy.deepcopy(ours), "fp32")
+        result["prepared_fp32_vs_fp32"] = compare_detections(reference, prepared(images))
+        del prepared
+        for precision in low_precisions:
+            prepared = prepare_for_inference(copy.deepcopy(ours), precision)
+            with torch.autocast(device.type, dtype=PRECISIONS[precision]):
+                result[f"prepared_{precision}_vs_fp32"] = match_detections(reference, prepared(images))
+            del prepared
+    return result
+
+
+def format_check(check: dict) -> str:
+    roi = check["roi_heads_same_proposals"]
+    lines = [
+        f"answer check ({check['backbone']}, {check['images']} image(s) {check['size'][0]}x{check['size'][1]}, random weights):",
+        f"  ours vs torchvision: resized batch equal {check['transform_equal']}, trunk features max diff {check['features_max_diff']:.3g}",
+        f"  RoI heads on the same proposals: detections {roi['detections']}, same labels in order {roi['same_labels_in_order']}, "
+        f"max box diff {roi['max_box_diff_px']} px, max score diff {roi['max_score_diff']}",
+    ]
+    fp32 = check["prepared_fp32_vs_fp32"]
+    lines.append(
+        f"  ours prepared fp32 vs as built: same labels in order {fp32['same_labels_in_order']}, max box diff {fp32['max_box_diff_px']} px, "
+        f"max score diff {fp32['max_score_diff']}"
+    )
+    for key, m in check.items():
+        if key.startswith("prepared_") and key != "prepared_fp32_vs_fp32":
+            lines.append(
+                f"  ours {key.split('_')[1]} vs fp32: {m['matched_fraction']:.1%} of {m['reference_detections']} detections matched (IoU >= 0.5, same label), "
+                f"max box diff {m['max_box_diff_px']:.3g} px, max score diff {m['max_score_diff']:.3g}"
+            )
+    return "\n".join(lines)
+
+
 # --- command line -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -403,17 +578,28 @@ def build_parser() -> argparse.ArgumentParser:
     for mode, help_text in modes:
         p = sub.add_parser(mode, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument("--backbone", choices=BACKBONES, default="vgg16", help="trunk and RoI head shared by both models")
-        p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32", help="bf16: autocast (CPU or CUDA); fp16: autocast, CUDA only")
+        p.add_argument(
+            "--precision", choices=tuple(PRECISIONS), nargs="+", default=["fp32"],
+            help="one or more; bf16: autocast (CPU or CUDA); fp16: autocast, CUDA only. With several, each is also compared with torchvision in fp32",
+        )
         p.add_argument("--images", type=int, default=5, help="number of fixed random images; each is timed once after the warm-up")
         p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(375, 500), help="image height and width")
         if mode == "inference":
-            p.add_argument("--batch", type=int, default=1, help="images per forward; time is reported per image")
+            p.add_argument("--batch", type=int, nargs="+", default=[1], help="images per forward, one or more (e.g. 1 8); time is reported per image")
+            p.add_argument(
+                "--prepare", action=argparse.BooleanOptionalAction, default=True,
+                help="run ours through prepare_for_inference (channels-last; bf16/fp16 weights and folded batch norm)",
+            )
+            p.add_argument("--check", action="store_true", help="first run the answer-equality check (ours vs torchvision on the same proposals; prepared vs not)")
         p.add_argument("--warmup", type=int, default=1, help="untimed iterations before the timed ones")
         p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
         p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads; None keeps torch's choice")
         p.add_argument("--min-size", type=int, default=None, help="shorter side both models resize to; None keeps the config's (600; tiny 288)")
         p.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and sampling")
-        p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True, help="measure peak memory (CPU: a fresh process per model)")
+        p.add_argument(
+            "--memory", action=argparse.BooleanOptionalAction, default=True,
+            help="measure peak memory (CPU: a fresh process per model); --no-memory times the models interleaved in one process",
+        )
         p.add_argument("--json", type=Path, default=None, help="write the figures and settings as JSON to this file")
     return parser
 
@@ -426,32 +612,63 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def summary(reports: list[dict]) -> str:
+    """One line per (precision, batch): ours and torchvision per image, their ratio, and ours against
+    torchvision in fp32 at the same batch when fp32 was measured."""
+    unit = "s_per_step" if reports[0]["mode"] == "train" else "s_per_img"
+    tv_fp32 = {r["batch"]: r[f"torchvision_{unit}"] for r in reports if r["precision"] == "fp32"}
+    lines = [f"{'precision':<9} {'batch':>5} {'ours':>8} {'torchvision':>11} {'ours/tv':>8} {'ours/tv fp32':>12}"]
+    for r in reports:
+        ref = tv_fp32.get(r["batch"])
+        vs_fp32 = f"{r[f'ours_{unit}'] / ref:12.3f}" if ref else f"{'-':>12}"
+        lines.append(f"{r['precision']:<9} {r['batch']:>5} {r[f'ours_{unit}']:8.4f} {r[f'torchvision_{unit}']:11.4f} {r['ratio']:8.3f} {vs_fp32}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    combos = [(precision, batch) for precision in args.precision for batch in getattr(args, "batch", [1])]
     try:
-        settings = Settings(
-            mode=args.mode,
-            backbone=args.backbone,
-            precision=args.precision,
-            device=resolve_device(args.device),
-            images=args.images,
-            size=tuple(args.size),
-            batch=getattr(args, "batch", 1),
-            warmup=args.warmup,
-            threads=args.threads,
-            seed=args.seed,
-            memory=args.memory,
-            min_size=args.min_size,
-        )
-        check_settings(settings)
+        device = resolve_device(args.device)
+        all_settings = [
+            Settings(
+                mode=args.mode,
+                backbone=args.backbone,
+                precision=precision,
+                device=device,
+                images=args.images,
+                size=tuple(args.size),
+                batch=batch,
+                warmup=args.warmup,
+                threads=args.threads,
+                seed=args.seed,
+                memory=args.memory,
+                min_size=args.min_size,
+                prepare=getattr(args, "prepare", False),
+            )
+            for precision, batch in combos
+        ]
+        for settings in all_settings:
+            check_settings(settings)
     except ValueError as e:
         parser.error(str(e))
-    report = run_benchmark(settings)
-    print(format_report(report))
+    check = None
+    if getattr(args, "check", False):
+        check = answer_check(all_settings[0], [p for p in args.precision if p != "fp32"])
+        print(format_check(check) + "\n")
+    reports = []
+    for settings in all_settings:
+        reports.append(run_benchmark(settings))
+        print(format_report(reports[-1]) + "\n")
+    if len(reports) > 1:
+        print(summary(reports))
     if args.json is not None:
+        out = reports[0] if len(reports) == 1 else {"summary": summary(reports).splitlines(), "reports": reports}
+        if check is not None:
+            out = {**out, "check": check}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

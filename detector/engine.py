@@ -44,9 +44,32 @@ def to_device(images: list[Tensor], targets: list[dict], device: torch.device) -
     return images, targets
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raises ValueError naming the precision when ``device`` cannot run it (fp16 autocast needs CUDA)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        raise ValueError("precision fp16 needs CUDA; on the CPU use bf16 (AMX/AVX-512 CPUs run it fastest) or fp32")
+
+
+def precision_autocast(device: torch.device, precision: str = "fp32"):
+    """Autocast for inference or training at ``precision``: "bf16" (CPU or CUDA), "fp16" (CUDA only), "fp32"
+    (a no-op). Convolutions and matrix products run in the low precision; softmax, box decoding and NMS
+    inputs stay as autocast leaves them (fp32 for the ops it lists, the input dtype otherwise)."""
+    device = torch.device(device)
+    check_precision(precision, device)
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
+
+
 def autocast(device: torch.device, amp: bool):
-    """fp16 autocast on CUDA when ``amp``; a no-op otherwise."""
-    return torch.autocast("cuda", dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
+    """fp16 autocast on CUDA when ``amp``; a no-op otherwise (the trainers' ``--amp``)."""
+    return precision_autocast(device, "fp16") if amp and device.type == "cuda" else nullcontext()
 
 
 def backward_step(
@@ -116,10 +139,16 @@ def predict_dataset(
     batch_size: int = 1,
     workers: int = 0,
     amp: bool = False,
+    precision: str = "fp32",
     progress: bool = True,
 ) -> list[Detection]:
     """Runs the detector over a dataset whose items are (image tensor [3, H, W], target with ``image_id``);
-    returns every detection with its 1-based label and continuous box in original-image pixels."""
+    returns every detection with its 1-based label and continuous box in original-image pixels.
+    ``precision``: autocast dtype ("fp32", "bf16", "fp16" on CUDA); ``amp`` (fp16 on CUDA) is the older
+    spelling of ``precision="fp16"``."""
+    if amp and device.type == "cuda":
+        precision = "fp16"
+    check_precision(precision, device)
     from detector.data.transforms import collate
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
@@ -128,7 +157,7 @@ def predict_dataset(
     for images, targets in tqdm(loader, desc="eval", disable=not progress, leave=False, unit="batch"):
         # External proposals (Fast R-CNN, R-CNN) come with the targets when the dataset carries them.
         extra = {"proposals": [t["proposals"].to(device) for t in targets]} if "proposals" in targets[0] else {}
-        with autocast(device, amp):
+        with precision_autocast(device, precision):
             outputs = model([img.to(device) for img in images], **extra)
         for out, target in zip(outputs, targets):
             boxes, labels, scores = out["boxes"].float().cpu().tolist(), out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()
@@ -146,11 +175,12 @@ def evaluate(
     batch_size: int = 1,
     workers: int = 0,
     amp: bool = False,
+    precision: str = "fp32",
     progress: bool = True,
 ) -> tuple[EvalResult, float]:
     """VOC mAP of ``model`` on ``dataset`` (built with ``keep_difficult=True``). Returns (result, seconds per image)."""
     start = time.perf_counter()
-    detections = predict_dataset(model, dataset, device=device, batch_size=batch_size, workers=workers, amp=amp, progress=progress)
+    detections = predict_dataset(model, dataset, device=device, batch_size=batch_size, workers=workers, amp=amp, precision=precision, progress=progress)
     seconds = (time.perf_counter() - start) / max(len(dataset), 1)
     result = evaluate_detections(detections, ground_truth_from_dataset(dataset), dataset.classes, iou_threshold=iou_threshold, metric=metric)
     return result, seconds

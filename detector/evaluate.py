@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("with --checkpoint")
     model.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
     model.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    model.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only"
+    )
     model.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     model.add_argument("--save-detections", type=Path, default=None, help="also write the model's detections as DETS.json (1-based boxes)")
     model.add_argument(
@@ -91,9 +94,13 @@ def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> tuple[li
 
     from detector.engine import predict_dataset
     from detector.models.factory import EXTERNAL_PROPOSAL_KINDS, load_detector, proposals_per_image, set_max_proposals
+    from detector.models.inference import prepare_for_inference
     from detector.train import resolve_device
 
+    from detector.engine import check_precision
+
     device = resolve_device(args.device)
+    check_precision(args.precision, device)  # before the (slow) model load
     model, _ = load_detector(args.checkpoint, device)
     if args.max_proposals is not None:
         set_max_proposals(model, args.max_proposals)
@@ -101,8 +108,9 @@ def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> tuple[li
         from detector.data.with_proposals import with_cached_proposals
 
         dataset = with_cached_proposals(dataset, model.config, cache_dir=args.proposal_cache, workers=args.workers)
+    prepare_for_inference(model, args.precision)
     start = time.perf_counter()
-    detections = predict_dataset(model, dataset, device=device, batch_size=args.batch_size, workers=args.workers)
+    detections = predict_dataset(model, dataset, device=device, batch_size=args.batch_size, workers=args.workers, precision=args.precision)
     seconds = (time.perf_counter() - start) / max(len(dataset), 1)
     if args.save_detections is not None:
         save_detections_json(detections, dataset.classes, args.save_detections)

@@ -18,7 +18,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detector.checkpoint import CheckpointError
+from detector.engine import PRECISIONS, check_precision, precision_autocast
 from detector.models.factory import EXTERNAL_PROPOSAL_KINDS, load_detector, set_max_proposals
+from detector.models.inference import prepare_for_inference
 from detector.train import resolve_device
 from detector.visualize import draw_detections
 
@@ -35,11 +37,15 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 @torch.inference_mode()
-def detect(model: torch.nn.Module, images: list[Image.Image], device: torch.device, score_threshold: float) -> list[dict]:
-    """Per image: {"boxes": [[x0, y0, x1, y1], ...] continuous pixels, "labels": [name, ...], "scores": [...]}."""
+def detect(model: torch.nn.Module, images: list[Image.Image], device: torch.device, score_threshold: float, *, precision: str = "fp32") -> list[dict]:
+    """Per image: {"boxes": [[x0, y0, x1, y1], ...] continuous pixels, "labels": [name, ...], "scores": [...]}.
+    ``precision``: autocast dtype, "fp32", "bf16" (CPU or CUDA) or "fp16" (CUDA)."""
     tensors = [torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div(255).to(device) for im in images]
     results = []
-    for out in model(tensors):
+    with precision_autocast(device, precision):
+        outputs = model(tensors)
+    for out in outputs:
+        out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
         keep = out["scores"] >= score_threshold
         results.append(
             {
@@ -59,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--score-threshold", type=float, default=None, help="minimum score drawn (default: the checkpoint's display threshold)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
     p.add_argument("--max-proposals", type=int, default=None, help="score at most N proposals per image (default: the checkpoint's)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
+    try:
+        check_precision(args.precision, device)
+    except ValueError as exc:
+        p.error(str(exc))
     try:
         model, ckpt = load_detector(args.checkpoint, device)
     except CheckpointError as exc:
@@ -69,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         set_max_proposals(model, args.max_proposals)
     if model.kind in EXTERNAL_PROPOSAL_KINDS:  # the model runs selective search on each new image itself
         print(f"{model.kind}: selective search ({model.config.proposals['mode']} mode) on each image, top {model.config.max_proposals} proposals scored")
+    prepare_for_inference(model, args.precision)
     threshold = args.score_threshold if args.score_threshold is not None else model.config.display_score_threshold
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     for path in args.images:
         image = load_image(path)
-        (result,) = detect(model, [image], device, threshold)
+        (result,) = detect(model, [image], device, threshold, precision=args.precision)
         drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"], class_names=model.class_names)
         out_path = args.out / f"{path.stem}.png"
         drawn.save(out_path)

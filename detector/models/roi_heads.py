@@ -138,6 +138,9 @@ class RoIHeads(nn.Module):
         """Softmax scores, class-specific decoding, then per image and class: score threshold, NMS, top-k."""
         cfg = self.config
         k1 = self.num_classes + 1
+        # Under bf16/fp16 autocast the predictor answers in low precision; scores and boxes are computed in
+        # fp32 (bf16 has 8 significant bits: ~2 px steps at 500 px). A no-op in fp32.
+        class_logits, deltas = class_logits.float(), deltas.float()
         scores = F.softmax(class_logits, dim=-1)
         boxes = self.box_coder.decode(deltas, torch.cat(proposals)).reshape(-1, k1, 4)
         results = []

@@ -82,9 +82,11 @@ class RegionProposalNetwork(nn.Module):
         anchors = self.anchor_generator(tuple(features.shape[-2:]))
         objectness, deltas = self.head(features)
         with torch.no_grad():
-            proposals = self.box_coder.decode(deltas.detach().reshape(-1, 4), anchors.repeat(len(image_sizes), 1))
+            # fp32 decoding also under bf16/fp16 autocast (a no-op in fp32): low-precision proposals would
+            # move every RoI by up to a few pixels.
+            proposals = self.box_coder.decode(deltas.detach().float().reshape(-1, 4), anchors.repeat(len(image_sizes), 1))
             proposals = proposals.reshape(len(image_sizes), -1, 4)
-            boxes = self.filter_proposals(proposals, objectness.detach(), image_sizes, scales)
+            boxes = self.filter_proposals(proposals, objectness.detach().float(), image_sizes, scales)
         losses: dict[str, Tensor] = {}
         if targets is not None:
             labels, regression_targets = self.assign_targets(anchors, targets, image_sizes)
