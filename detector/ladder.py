@@ -203,8 +203,10 @@ def run_accuracy(args: argparse.Namespace) -> dict:
         model, ckpt = load_detector(run_dir / "last.pt")
         metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         epochs = [m for m in metrics if m["type"] == "epoch"]
+        test_ids = [line.strip() for line in (data / "ImageSets" / "Main" / "test.txt").read_text().split()]
         rows.append({
             "name": name,
+            "mean_proposals": _mean_proposals(data, model, test_ids),
             "kind": kind,
             "pooler": getattr(model.config, "roi_heads").pooler if kind != "rcnn" else "warp",
             "map": result["map"],
@@ -231,6 +233,19 @@ def run_accuracy(args: argparse.Namespace) -> dict:
     return report
 
 
+def _mean_proposals(data: Path, model, image_ids: list[str]) -> float | None:
+    """Selective-search proposals per test image actually scored (the cache's counts, capped at the model's
+    maximum); None for Faster R-CNN, whose RPN always hands over its fixed count (fewer only after NMS)."""
+    from detector.models.factory import EXTERNAL_PROPOSAL_KINDS
+    from detector.models.fast_rcnn import selective_search_settings
+    from detector.proposals import ProposalCache
+
+    if model.kind not in EXTERNAL_PROPOSAL_KINDS:
+        return None
+    entries = ProposalCache(data, selective_search_settings(model.config)).entries
+    return float(np.mean([min(entries[i]["boxes"], model.config.max_proposals) for i in image_ids]))
+
+
 def _read_speed(out: Path) -> dict | None:
     path = out / "speed.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -253,9 +268,12 @@ def format_accuracy(report: dict, speed: dict | None = None) -> str:
         "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     for r in report["rows"]:
-        source = "selective search" if r["kind"] != "faster_rcnn" else "RPN"
+        if r.get("mean_proposals") is not None:
+            source = f"selective search, {r['mean_proposals']:.0f} on average (at most {r['proposals_per_image']})"
+        else:
+            source = f"RPN, at most {r['proposals_per_image']}"
         lines.append(
-            f"| {r['name']} | {source}, {r['proposals_per_image']} | {r['pooler']} | {100 * r['map']:.1f} | "
+            f"| {r['name']} | {source} | {r['pooler']} | {100 * r['map']:.1f} | "
             f"{r['test_seconds_per_image']:.3f} | {r['train_images_per_s']:.1f} |"
         )
     lines += ["", "Test time excludes selective search (the proposals come from the cache); see the speed ladder.", "", "![mAP by model](ladder.png)"]
