@@ -453,13 +453,15 @@ def compute_proposals(
     cache_dir: str | os.PathLike | None = None,
     workers: int = 0,
     progress: bool = True,
+    summary_line: bool = True,
 ) -> ProposalCache:
     """Fill the proposal cache of ``dataset`` (a ``VOCDetection``) and return it.
 
     Only absent or stale entries are computed, so a second call costs a stat per image and an interrupted
     call resumes where it stopped (finished images are on disk; a file being written is a temp file until
-    complete). ``workers`` > 0 runs that many processes; 0 runs in this one. Prints a one-line summary;
-    the returned cache's ``last_run`` is the ``ComputeSummary``.
+    complete). ``workers`` > 0 runs that many processes; 0 runs in this one. Prints a one-line summary
+    (unless ``summary_line`` is false: the non-zero ranks of a distributed run); the returned cache's
+    ``last_run`` is the ``ComputeSummary``.
     """
     start = time.perf_counter()
     # With a VOCdevkit root the command in error messages must select the same years.
@@ -510,7 +512,8 @@ def compute_proposals(
         mean_boxes=float(np.mean(counts)) if counts else float("nan"),
     )
     cache.last_run = summary
-    print(summary.line(cache.dir))
+    if summary_line:
+        print(summary.line(cache.dir))
     return cache
 
 

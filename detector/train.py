@@ -278,9 +278,10 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
         for rank_turn in ("main", "others"):
             if ctx.is_main == (rank_turn == "main"):
                 progress = ctx.is_main and not args.no_progress
-                train_base = with_cached_proposals(train_base, model_cfg, cache_dir=args.proposal_cache, workers=args.workers, progress=progress)
+                options = {"cache_dir": args.proposal_cache, "workers": args.workers, "progress": progress, "quiet": not ctx.is_main}
+                train_base = with_cached_proposals(train_base, model_cfg, **options)
                 if val_set is not None:
-                    val_set = with_cached_proposals(val_set, model_cfg, cache_dir=args.proposal_cache, workers=args.workers, progress=progress)
+                    val_set = with_cached_proposals(val_set, model_cfg, **options)
             ddp.barrier(ctx)
     seed_everything(args.seed)
     model = build_detector(args.model, model_cfg, pretrained=pretrained, weights_dir=args.weights_dir).to(device)

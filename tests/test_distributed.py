@@ -140,6 +140,17 @@ def test_two_processes_write_once_and_see_disjoint_images(ddp_run):
 
 
 @needs_gloo
+def test_fast_rcnn_under_torchrun_fills_the_proposal_cache_once(square_voc, tmp_path):
+    out = tmp_path / "fast"
+    done = torchrun("--data", str(square_voc), *FAST, "--model", "fast_rcnn", "--val-split", "val", "--epochs", "1", "--iters", "2",
+                    "--batch-size", "1", "--out", str(out), "--proposal-cache", str(tmp_path / "cache"))  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("proposals:")]
+    # Rank 0 computes the train and val proposals; rank 1 waits at the barrier, then reads them silently.
+    assert len(lines) == 2 and all("computed" in line and "reused 0" in line for line in lines), done.stdout
+    assert checkpoint.load(out / "last.pt")["kind"] == "fast_rcnn"
+
+
+@needs_gloo
 def test_two_processes_match_one_process_with_the_same_global_batch(ddp_run, square_voc, tmp_path):
     out, _ = ddp_run
     train_main(["--data", str(square_voc), *FAST, "--val-split", "none", "--epochs", "1", "--batch-size", "2", "--out", str(tmp_path / "one")])

@@ -35,11 +35,13 @@ class WithProposals(torch.utils.data.Dataset):
         return getattr(self.dataset, name)
 
 
-def with_cached_proposals(dataset, config, *, cache_dir=None, workers: int = 0, progress: bool = True) -> WithProposals:
+def with_cached_proposals(dataset, config, *, cache_dir=None, workers: int = 0, progress: bool = True, quiet: bool = False) -> WithProposals:
     """``dataset`` with the proposals of the selective-search settings ``config`` records (a Fast R-CNN or
-    R-CNN config): computes the ones missing from the cache first (a complete cache is reused as it is)."""
+    R-CNN config): computes the ones missing from the cache first (a complete cache is reused as it is).
+    ``quiet``: no summary line either (the non-zero ranks of a distributed run)."""
     from detector.models.fast_rcnn import selective_search_settings
     from detector.proposals import compute_proposals
 
-    cache = compute_proposals(dataset, selective_search_settings(config), cache_dir=cache_dir, workers=workers, progress=progress)
+    settings = selective_search_settings(config)
+    cache = compute_proposals(dataset, settings, cache_dir=cache_dir, workers=workers, progress=progress and not quiet, summary_line=not quiet)
     return WithProposals(dataset, cache)
