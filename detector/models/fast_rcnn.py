@@ -12,7 +12,6 @@ image's pixels, everything inside in the resized image's.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +22,8 @@ from torch import Tensor, nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
 from detector.models.backbones import build_backbone
-from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD, _tuples
+from detector.models.config import DictConfig
+from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def _fast_rcnn_heads() -> RoIHeadsConfig:
 
 
 @dataclass
-class FastRCNNConfig:
+class FastRCNNConfig(DictConfig):
     """Everything needed to rebuild the network; stored in checkpoints. Defaults are the paper's VGG16 recipe."""
 
     backbone: str = "vgg16"
@@ -50,15 +50,6 @@ class FastRCNNConfig:
     proposals: dict = field(default_factory=lambda: {"mode": "fast", "max_proposals": 2000, "scale": 500})
     max_proposals: int = 2000  # the paper's test-time count; the top P of selective search's ranking
     display_score_threshold: float = 0.7
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FastRCNNConfig":
-        d = dict(d)
-        roi = RoIHeadsConfig(**_tuples(d.pop("roi_heads", {})))
-        return cls(roi_heads=roi, **_tuples(d))
 
 
 def tiny_fast_rcnn_config(num_classes: int) -> FastRCNNConfig:

@@ -7,7 +7,6 @@ image's pixels, everything inside in the resized image's.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from detector.models.backbones import build_backbone
+from detector.models.config import DictConfig
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 from detector.models.rpn import RegionProposalNetwork, RPNConfig
 
@@ -23,7 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
-class FasterRCNNConfig:
+class FasterRCNNConfig(DictConfig):
     """Everything needed to rebuild the network; stored in checkpoints. Defaults are the paper's VGG16 recipe."""
 
     backbone: str = "vgg16"
@@ -35,21 +35,6 @@ class FasterRCNNConfig:
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)
     display_score_threshold: float = 0.7  # for drawings and the service; evaluation uses roi_heads.score_threshold
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FasterRCNNConfig":
-        d = dict(d)
-        rpn = RPNConfig(**_tuples(d.pop("rpn", {})))
-        roi = RoIHeadsConfig(**_tuples(d.pop("roi_heads", {})))
-        return cls(rpn=rpn, roi_heads=roi, **_tuples(d))
-
-
-def _tuples(d: dict) -> dict:
-    # Checkpoints and JSON turn tuples into lists; the dataclasses want tuples back.
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
 def tiny_config(num_classes: int) -> FasterRCNNConfig:

@@ -22,7 +22,6 @@ the image; each window is warped from it).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,8 @@ from torch import Tensor, nn
 from torchvision.ops import box_iou, roi_align
 
 from detector.models.backbones import build_backbone
-from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD, _tuples
+from detector.models.config import DictConfig
+from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.fast_rcnn import propose, top_proposals
 from detector.models.boxes import Matcher, sample_balanced
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
@@ -45,7 +45,7 @@ def _rcnn_heads() -> RoIHeadsConfig:
 
 
 @dataclass
-class RCNNConfig:
+class RCNNConfig(DictConfig):
     """Everything needed to rebuild the network; stored in checkpoints. Defaults are the paper's (VGG16)."""
 
     backbone: str = "vgg16"
@@ -58,15 +58,6 @@ class RCNNConfig:
     max_proposals: int = 2000
     window_batch: int = 128  # windows per CNN forward at test time (memory, not results)
     display_score_threshold: float = 0.7
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RCNNConfig":
-        d = dict(d)
-        roi = RoIHeadsConfig(**_tuples(d.pop("roi_heads", {})))
-        return cls(roi_heads=roi, **_tuples(d))
 
 
 def tiny_rcnn_config(num_classes: int) -> RCNNConfig:
