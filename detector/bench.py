@@ -224,6 +224,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed(fn, device: torch.device):
+    """Calls ``fn()`` between device synchronisations (so queued CUDA work is inside the window); returns
+    (its result, wall seconds)."""
+    _sync(device)
+    start = time.perf_counter()
+    result = fn()
+    _sync(device)
+    return result, time.perf_counter() - start
+
+
+def _batches(images: list[Tensor], size: int) -> list[list[Tensor]]:
+    return [images[i : i + size] for i in range(0, len(images), size)]
+
+
+def _seconds_per_image(model: nn.Module, batch: list[Tensor], settings: Settings, device: torch.device) -> float:
+    """One timed inference forward of ``batch`` at the settings' precision (inside ``inference_mode``)."""
+    with _autocast(settings, device):
+        _, seconds = timed(lambda: model(batch), device)
+    return seconds / len(batch)
+
+
 def _autocast(settings: Settings, device: torch.device):
     dtype = PRECISIONS[settings.precision]
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -254,17 +275,12 @@ def measure(name: str, settings: Settings, track_memory: bool) -> dict:
     times: list[float] = []
     first_loss = None
     if settings.mode == "inference":
-        batches = [images[i : i + settings.batch] for i in range(0, len(images), settings.batch)]
+        batches = _batches(images, settings.batch)
         with torch.inference_mode():
             for i in range(settings.warmup + len(batches)):
-                batch = batches[i % len(batches)]
-                _sync(device)
-                start = time.perf_counter()
-                with _autocast(settings, device):
-                    model(batch)
-                _sync(device)
+                seconds = _seconds_per_image(model, batches[i % len(batches)], settings, device)
                 if i >= settings.warmup:
-                    times.append((time.perf_counter() - start) / len(batch))
+                    times.append(seconds)
     else:
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
@@ -309,7 +325,7 @@ def measure_interleaved(settings: Settings) -> dict[str, dict]:
         torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
     images = [im.to(device) for im in make_inputs(settings)[0]]
-    batches = [images[i : i + settings.batch] for i in range(0, len(images), settings.batch)]
+    batches = _batches(images, settings.batch)
     models, runs = {}, {}
     for name in MODELS:
         try:
@@ -324,15 +340,10 @@ def measure_interleaved(settings: Settings) -> dict[str, dict]:
             runs[name] = {"seconds": None, "times": [], "peak_mb": None, "detections_first_image": None, "first_loss": None, "error": str(e).strip().splitlines()[-1]}
     with torch.inference_mode():
         for i in range(settings.warmup + len(batches)):
-            batch = batches[i % len(batches)]
             for name, model in models.items():
-                _sync(device)
-                start = time.perf_counter()
-                with _autocast(settings, device):
-                    model(batch)
-                _sync(device)
+                seconds = _seconds_per_image(model, batches[i % len(batches)], settings, device)
                 if i >= settings.warmup:
-                    runs[name]["times"].append((time.perf_counter() - start) / len(batch))
+                    runs[name]["times"].append(seconds)
     for name in models:
         runs[name]["seconds"] = statistics.median(runs[name]["times"])
     return runs

@@ -56,17 +56,8 @@ def photos(longer_side: int = 500) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _timed(fn, device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    result = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return result, time.perf_counter() - start
-
-
 def run_speed(args: argparse.Namespace) -> dict:
+    from detector.bench import timed
     from detector.models.factory import build_detector, default_config
     from detector.proposals import SelectiveSearchSettings, selective_search
 
@@ -91,11 +82,11 @@ def run_speed(args: argparse.Namespace) -> dict:
             model([warm], proposals=[boxes]) if kind != "faster_rcnn" else model([warm])
         for name, array in images:
             image = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255).to(device)
-            proposals, t_ss = _timed(lambda: selective_search(array, ss_settings), device)
+            proposals, t_ss = timed(lambda: selective_search(array, ss_settings), device)
             props = torch.from_numpy(proposals).to(device)
-            _, t_fast = _timed(lambda: models["fast_rcnn"]([image], proposals=[props]), device)
-            _, t_faster = _timed(lambda: models["faster_rcnn"]([image]), device)
-            _, t_rcnn = _timed(lambda: models["rcnn"]([image], proposals=[props]), device)
+            _, t_fast = timed(lambda: models["fast_rcnn"]([image], proposals=[props]), device)
+            _, t_faster = timed(lambda: models["faster_rcnn"]([image]), device)
+            _, t_rcnn = timed(lambda: models["rcnn"]([image], proposals=[props]), device)
             row = {
                 "image": name,
                 "size": list(array.shape[:2]),
