@@ -110,3 +110,17 @@ def test_rcnn_learns_on_a_tiny_dataset(tiny_voc, tmp_path):
     # Untrained scores are not zero here: with a few dozen proposals per image and 1-2 objects, random scores
     # still put some proposal on an object.
     assert after > before + 0.25 and after > 0.35, (before, after)
+
+
+def test_window_sampling_holds_the_foreground_fraction():
+    model = small_model().train()
+    gt = torch.tensor([[20.0, 20.0, 60.0, 60.0]])
+    # 2 foreground proposals (+ the ground truth itself) among 40 background ones: 3 foreground windows, so
+    # 9 background ones (25% foreground), not the 61 that would fill the 64-window batch.
+    fg = torch.tensor([[21.0, 21.0, 60.0, 60.0], [20.0, 22.0, 58.0, 60.0]])
+    bg = torch.tensor([[70.0 + i, 70.0, 90.0 + i, 95.0] for i in range(40)])
+    rois, labels, _ = model.roi_heads.sample_proposals([torch.cat([fg, bg])], [{"boxes": gt, "labels": torch.tensor([2])}])
+    assert (labels > 0).sum() == 3 and (labels == 0).sum() == 9
+    # An image without objects gives 3 background windows.
+    rois, labels, _ = model.roi_heads.sample_proposals([bg], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}])
+    assert labels.tolist() == [0, 0, 0]

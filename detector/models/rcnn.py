@@ -34,14 +34,20 @@ from detector.models.backbones import build_backbone
 from detector.models.config import DictConfig
 from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.fast_rcnn import propose, top_proposals
-from detector.models.boxes import Matcher, sample_balanced
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 
 
 def _rcnn_heads() -> RoIHeadsConfig:
     # Fine-tuning windows: 25% foreground at IoU >= 0.5, all the rest background (the paper's [0, 0.5));
     # ground truth boxes among the windows; per-class NMS at 0.3 at test time.
-    return RoIHeadsConfig(batch_size_per_image=64, positive_fraction=0.25, fg_iou=0.5, bg_iou_low=0.0, nms_threshold=0.3)
+    #
+    # The fraction is *held* (fewer background windows when foreground ones are few). Why: the paper drew 32
+    # foreground and 96 background windows per batch from a pool over many images. Drawn per image, a small
+    # image has a handful of foreground proposals among hundreds, and filling the batch with background made
+    # the classifier settle on "background" for everything (measured: it did, on the generated dataset).
+    return RoIHeadsConfig(
+        batch_size_per_image=64, positive_fraction=0.25, hold_positive_fraction=True, fg_iou=0.5, bg_iou_low=0.0, nms_threshold=0.3
+    )
 
 
 @dataclass
@@ -126,52 +132,16 @@ class RCNN(nn.Module):
             proposals = propose(images, self.config)
         return self.detect(images, top_proposals(proposals, self.config.max_proposals, device))
 
-    def sample_windows(self, proposals: list[Tensor], targets: list[dict[str, Tensor]]) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
-        """Per image: the ground truth joins the proposals; IoU >= fg_iou is foreground for its box's class, the
-        rest background; up to ``batch_size_per_image`` windows are drawn with the foreground fraction *held* at
-        ``positive_fraction``: with fewer foreground windows than that, fewer background ones are drawn too.
-
-        Why held: the paper drew 32 foreground and 96 background windows per batch from a pool over many images.
-        Drawn per image, a small image has a handful of foreground proposals among hundreds, and filling the batch
-        with background made the classifier settle on "background" for everything (measured: it did, on the
-        generated dataset). An image without objects gives ``1 / positive_fraction - 1`` background windows.
-
-        Returns windows per image [R_i, 4], labels [R], regression targets [R, 4] and IoU with the matched box [R].
-        """
-        cfg = self.config.roi_heads
-        matcher = self.roi_heads.matcher
-        negatives_per_positive = round((1 - cfg.positive_fraction) / cfg.positive_fraction)
-        rois, labels, regression, ious = [], [], [], []
-        for props, target in zip(proposals, targets):
-            gt_boxes, gt_labels = target["boxes"].to(props.dtype), target["labels"]
-            if cfg.add_gt_as_proposals and gt_boxes.numel():
-                props = torch.cat([props, gt_boxes])
-            if gt_boxes.numel():
-                iou_matrix = box_iou(gt_boxes, props)
-                best_iou = iou_matrix.max(dim=0).values
-                matches = matcher(iou_matrix)
-                cls = gt_labels[matches.clamp(min=0)].clone()
-                cls[matches < 0] = 0
-                state = torch.where(matches >= 0, 1, torch.where(matches == Matcher.BELOW, 0, -1))
-                matched = gt_boxes[matches.clamp(min=0)]
-            else:
-                best_iou = props.new_zeros(len(props))
-                cls = torch.zeros(len(props), dtype=torch.int64, device=props.device)
-                state, matched = torch.zeros_like(cls), props
-            pos, neg = sample_balanced(state, cfg.batch_size_per_image, cfg.positive_fraction)
-            neg = neg[: max(len(pos), 1) * negatives_per_positive]
-            keep = torch.cat([pos, neg])
-            rois.append(props[keep])
-            labels.append(cls[keep])
-            regression.append(self.roi_heads.box_coder.encode(matched[keep], props[keep]))
-            ious.append(best_iou[keep])
-        return rois, torch.cat(labels), torch.cat(regression), torch.cat(ious)
-
     def losses(self, images: list[Tensor], proposals: list[Tensor], targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
         """Cross-entropy of the fine-tuned classifier over the sampled windows; smooth L1 of the regressor over
         the windows with IoU >= ``regression_iou`` (its training set), on detached features, summed / number of
         windows (so an image with no objects gives exactly 0)."""
-        rois, labels, regression_targets, iou = self.sample_windows(proposals, targets)
+        rois, labels, regression_targets = self.roi_heads.sample_proposals(proposals, targets)
+        # The regressor's training set: sampled windows overlapping their matched (best) box by >= regression_iou.
+        iou = torch.cat([
+            box_iou(r, t["boxes"].to(r.dtype)).max(dim=1).values if t["boxes"].numel() else r.new_zeros(len(r))
+            for r, t in zip(rois, targets)
+        ])  # fmt: skip
         windows = torch.cat([self.windows(img, r) for img, r in zip(images, rois)])
         representation = self.features(windows)
         predictor = self.roi_heads.predictor

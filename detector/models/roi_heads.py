@@ -28,6 +28,9 @@ class RoIHeadsConfig:
     pooler: str = "roi_pool"  # or "roi_align"
     batch_size_per_image: int = 128
     positive_fraction: float = 0.25
+    # Hold the foreground fraction by drawing fewer background RoIs when there are few foreground ones (R-CNN:
+    # see ``RCNN``); off, background fills the batch (Fast and Faster R-CNN).
+    hold_positive_fraction: bool = False
     fg_iou: float = 0.5
     bg_iou_low: float = 0.0  # background IoU range [bg_iou_low, fg_iou)
     add_gt_as_proposals: bool = True
@@ -74,8 +77,11 @@ class RoIHeads(nn.Module):
     def sample_proposals(self, proposals: list[Tensor], targets: list[dict[str, Tensor]]) -> tuple[list[Tensor], Tensor, Tensor]:
         """Per image: add the ground truth to the proposals, label each by IoU (>= fg_iou: its box's class;
         [bg_iou_low, fg_iou): background), sample ``batch_size_per_image`` at up to ``positive_fraction``
-        foreground. Returns sampled RoIs per image, labels [R] and regression targets [R, 4]."""
+        foreground (with ``hold_positive_fraction``, at most ``1 / positive_fraction - 1`` background RoIs per
+        foreground one, and that many for an image without any). Returns sampled RoIs per image, labels [R] and
+        regression targets [R, 4]."""
         cfg = self.config
+        negatives_per_positive = round((1 - cfg.positive_fraction) / cfg.positive_fraction)
         rois, labels, regression = [], [], []
         for props, target in zip(proposals, targets):
             gt_boxes, gt_labels = target["boxes"], target["labels"]
@@ -92,6 +98,8 @@ class RoIHeads(nn.Module):
                 state = torch.zeros_like(cls)
                 matched = props
             pos, neg = sample_balanced(state, cfg.batch_size_per_image, cfg.positive_fraction)
+            if cfg.hold_positive_fraction:
+                neg = neg[: max(len(pos), 1) * negatives_per_positive]
             keep = torch.cat([pos, neg])
             rois.append(props[keep])
             labels.append(cls[keep])
