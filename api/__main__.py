@@ -15,6 +15,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from api.config import Settings
+from detector.devices import device_from_name
+from detector.precision import resolve_precision
 
 
 def describe(settings: Settings) -> str:
@@ -24,11 +26,21 @@ def describe(settings: Settings) -> str:
     return "\n".join(
         [
             f"models: {models}",
-            f"device: {s.device}, precision: {s.precision}, warmup: {s.warmup}",
+            f"device: {s.device}, precision: {s.precision}{_chosen_precision(s)}, warmup: {s.warmup}",
             f"batching: max_batch_size={s.max_batch_size}, max_wait_ms={s.max_wait_ms:g}, queue_size={s.queue_size}, request_timeout_s={s.request_timeout_s:g}",
             f"api key: {'set' if s.api_key is not None else 'not set'}, cors: {', '.join(s.cors_origins) or 'off'}, max_upload_bytes={s.max_upload_bytes}",
         ]
     )
+
+
+def _chosen_precision(s: Settings) -> str:
+    """" -> bf16 (auto: ... has AMX, ...)" when the setting is auto: what the models will run at, and why."""
+    if s.precision != "auto":
+        return ""
+    try:
+        return f" -> {resolve_precision(s.precision, device_from_name(s.device))}"
+    except ValueError:
+        return ""  # a bad device is reported when the models load
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

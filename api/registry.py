@@ -10,7 +10,6 @@ Boxes are xyxy floats in the pixel coordinates of the uploaded image (after its 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -27,12 +26,14 @@ from api.config import Settings
 from api.errors import APIError
 from api.metrics import ServiceMetrics
 from detector import checkpoint
+from detector import precision as precisions
 from detector.classify.engine import tta_sizes, tta_source_transform
 from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, classifier_from_checkpoint
 from detector.data.augment import classification_transform
 from detector.devices import device_from_name
 from detector.models.factory import DETECTOR_KINDS, detector_from_checkpoint
 from detector.models.inference import prepare_for_inference
+from detector.precision import Precision, precision_autocast
 from detector.tta import classify_tta, detect_flip_tta
 
 log = logging.getLogger("api")
@@ -51,15 +52,12 @@ def resolve_device(name: str) -> torch.device:
         raise ModelLoadError(f"DETECTOR_API_DEVICE={exc}") from None
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    if name == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    if name == "fp16" and device.type != "cuda":
-        raise ModelLoadError("DETECTOR_API_PRECISION=fp16 needs CUDA; use fp32 (or bf16) on the CPU")
-    return name
-
-
-_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    """DETECTOR_API_PRECISION on ``device``: ``auto`` follows the hardware (detector.precision), with the reason."""
+    try:
+        return precisions.resolve_precision(name, device)
+    except ValueError as exc:
+        raise ModelLoadError(f"DETECTOR_API_PRECISION={name}: {exc}") from None
 
 
 @dataclass
@@ -73,6 +71,7 @@ class ServedModel:
     precision: str
     checkpoint: Path
     meta: dict[str, Any]  # the checkpoint without its weights
+    precision_reason: str = "asked for"  # why this precision: "asked for", or what ``auto`` saw in the hardware
     worker: BatchWorker | None = None
     transforms: dict[str, Any] = field(default_factory=dict)  # classification: tta mode -> evaluation transform
 
@@ -89,6 +88,7 @@ class ServedModel:
             "backbone": backbone,
             "device": str(self.device),
             "precision": self.precision,
+            "precision_reason": self.precision_reason,
             "checkpoint": str(self.checkpoint),
             "display_score_threshold": self.display_threshold if self.task == "detect" else None,
             "metrics": _jsonable(self.meta.get("metrics") or {}),
@@ -100,11 +100,6 @@ class ServedModel:
 
     # --- inference (runs in the worker's thread)
 
-    def _autocast(self):
-        if self.precision in _DTYPES:
-            return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
-        return contextlib.nullcontext()
-
     def prepare(self, image: Image.Image, tta: str = "none") -> torch.Tensor:
         """CPU work done off the event loop before queueing: the model's input tensor for one image."""
         array = np.array(image, dtype=np.uint8)  # a writable copy: torch.from_numpy shares it
@@ -114,7 +109,7 @@ class ServedModel:
 
     @torch.inference_mode()
     def run_batch(self, items: list[torch.Tensor], key: Hashable) -> list[Any]:
-        with self._autocast():
+        with precision_autocast(self.device, self.precision):
             if self.task == "detect":
                 images = [x.to(self.device, non_blocking=True) for x in items]
                 outputs = detect_flip_tta(self.model, images) if key == "flip" else self.model(images)
@@ -157,7 +152,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def load_served_model(name: str, path: Path, device: torch.device, precision: str) -> ServedModel:
+def load_served_model(name: str, path: Path, device: torch.device, precision: str, precision_reason: str = "asked for") -> ServedModel:
     """Rebuild a detector or classifier from its checkpoint alone; errors name the file and the fix."""
     if not path.is_file():
         hint = {
@@ -179,7 +174,7 @@ def load_served_model(name: str, path: Path, device: torch.device, precision: st
             raise ModelLoadError(f"model {name!r}: {path} holds a {kind!r} model, which the service cannot serve")
     except checkpoint.CheckpointError as exc:
         raise ModelLoadError(f"model {name!r}: {exc}") from None
-    served = ServedModel(name, task, kind, model, tuple(model.class_names), device, precision, path, meta)
+    served = ServedModel(name, task, kind, model, tuple(model.class_names), device, precision, path, meta, precision_reason=precision_reason)
     if task == "classify":
         preset = (meta.get("train_config") or {}).get("augment", "none")
         served.transforms = {"none": classification_transform(preset, train=False, size=served.input_size)}
@@ -200,13 +195,14 @@ class ModelRegistry:
 
     def load_all(self) -> None:
         device = resolve_device(self.settings.device)
-        precision = resolve_precision(self.settings.precision, device)
+        chosen = resolve_precision(self.settings.precision, device)
+        log.info("precision: %s", chosen)
         for name, path in self.settings.models.items():
-            served = load_served_model(name, Path(path), device, precision)
+            served = load_served_model(name, Path(path), device, chosen.name, chosen.reason)
             if self.settings.warmup:
                 served.warm_up()
             self.models[name] = served
-            log.info("loaded %s (%s %s, %d classes) from %s on %s/%s", name, served.task, served.kind, len(served.class_names), path, device, precision)
+            log.info("loaded %s (%s %s, %d classes) from %s on %s/%s", name, served.task, served.kind, len(served.class_names), path, device, chosen.name)
         for task in ("detect", "classify"):
             name = self.defaults[task]
             if name is not None and self.models[name].task != task:

@@ -88,6 +88,7 @@ class ModelInfo(BaseModel):
     backbone: str | None
     device: str
     precision: str
+    precision_reason: str = Field(description="why this precision: 'asked for', or what DETECTOR_API_PRECISION=auto saw (GPU bf16, CPU AMX)")
     checkpoint: str
     default: bool
     display_score_threshold: float | None = Field(None, description="detectors: the score_threshold /detect uses when none is given")

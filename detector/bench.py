@@ -34,7 +34,6 @@ show that both models ran end to end, not as a claim that they agree.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import datetime
 import gc
@@ -58,16 +57,17 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator as Torchvi
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 
+from detector.devices import CPUInfo, cpu_info
 from detector.models.backbones import BACKBONES, build_backbone
 from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD, FasterRCNN, FasterRCNNConfig, tiny_config
 from detector.models.inference import prepare_for_inference
 from detector.models.roi_heads import BoxPredictor
 from detector.models.rpn import RPNHead
+from detector.precision import PRECISIONS, check_precision, precision_autocast
 
 NUM_CLASSES = 20  # VOC
 MODELS = ("ours", "torchvision", "ours_roi_pool")
 LABELS = {"ours": "ours (roi_align)", "torchvision": "torchvision (roi_align)", "ours_roi_pool": "ours (roi_pool, default)"}
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -246,8 +246,7 @@ def _seconds_per_image(model: nn.Module, batch: list[Tensor], settings: Settings
 
 
 def _autocast(settings: Settings, device: torch.device):
-    dtype = PRECISIONS[settings.precision]
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    return precision_autocast(device, settings.precision)
 
 
 def measure(name: str, settings: Settings, track_memory: bool) -> dict:
@@ -384,6 +383,7 @@ def run_benchmark(settings: Settings) -> dict:
     unit = "s_per_img" if settings.mode == "inference" else "s_per_step"
     cfg = model_config(settings.backbone, min_size=settings.min_size)
     ours, tv = runs["ours"], runs["torchvision"]
+    cpu = cpu_info()
     report = {
         f"ours_{unit}": ours["seconds"],
         f"torchvision_{unit}": tv["seconds"],
@@ -403,7 +403,11 @@ def run_benchmark(settings: Settings) -> dict:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
-        "cpu": cpu_name(),
+        "cpu": cpu.model,
+        "cpu_capability": cpu.capability,  # ATen's kernels (ATEN_CPU_CAPABILITY lowers it)
+        "cpu_amx": cpu.amx,  # bf16 on AMX tiles: what makes bf16 several times faster than fp32 on a CPU
+        "cpu_avx512_bf16": cpu.avx512_bf16,
+        "onednn_max_cpu_isa": cpu.onednn_max_isa,
         "gpu": torch.cuda.get_device_name(settings.device) if settings.device.startswith("cuda") else None,
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "runs": runs,
@@ -415,10 +419,7 @@ def check_settings(settings: Settings) -> None:
     """Raises ValueError naming the option for settings a user can get wrong."""
     if settings.backbone not in BACKBONES:
         raise ValueError(f"--backbone {settings.backbone!r}: choose one of {', '.join(BACKBONES)}")
-    if settings.precision not in PRECISIONS:
-        raise ValueError(f"--precision {settings.precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if settings.precision == "fp16" and not settings.device.startswith("cuda"):
-        raise ValueError("--precision fp16 needs CUDA; on CPU use --precision bf16 or fp32")
+    check_precision(settings.precision, settings.device)
     if settings.images < 1 or settings.warmup < 0 or settings.batch < 1:
         raise ValueError("--images and --batch must be at least 1, --warmup at least 0")
     if settings.batch > settings.images:
@@ -427,22 +428,16 @@ def check_settings(settings: Settings) -> None:
         raise ValueError("--size sides and --min-size must be at least 32 px")
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def _cpu_line(report: dict) -> str:
+    cpu = CPUInfo(report["cpu"], report["cpu_capability"], report["cpu_amx"], report["cpu_avx512_bf16"], report["onednn_max_cpu_isa"])
+    return cpu.line()
 
 
 def format_report(report: dict) -> str:
     train = report["mode"] == "train"
     unit = "s_per_step" if train else "s_per_img"
     h, w = report["size"]
-    device = report["gpu"] or report["cpu"]
+    device = report["gpu"] or _cpu_line(report)
     lines = [
         f"{report['mode']}: backbone {report['backbone']}, {report['precision']}, {report['device']} ({device}), "
         f"{report['threads']} threads, torch {report['torch']}, torchvision {report['torchvision']}",
@@ -549,7 +544,7 @@ def answer_check(settings: Settings, low_precisions: list[str]) -> dict:
         del prepared
         for precision in low_precisions:
             prepared = prepare_for_inference(copy.deepcopy(ours), precision)
-            with torch.autocast(device.type, dtype=PRECISIONS[precision]):
+            with precision_autocast(device, precision):
                 result[f"prepared_{precision}_vs_fp32"] = match_detections(reference, prepared(images))
             del prepared
     return result
@@ -590,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(mode, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument("--backbone", choices=BACKBONES, default="vgg16", help="trunk and RoI head shared by both models")
         p.add_argument(
-            "--precision", choices=tuple(PRECISIONS), nargs="+", default=["fp32"],
+            "--precision", choices=PRECISIONS, nargs="+", default=["fp32"],
             help="one or more; bf16: autocast (CPU or CUDA); fp16: autocast, CUDA only. With several, each is also compared with torchvision in fp32",
         )
         p.add_argument("--images", type=int, default=5, help="number of fixed random images; each is timed once after the warm-up")

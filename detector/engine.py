@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from detector.precision import check_precision, precision_autocast
 from detector.voc_eval import Detection, EvalResult, evaluate_detections, ground_truth_from_dataset
 
 
@@ -42,29 +43,6 @@ def to_device(images: list[Tensor], targets: list[dict], device: torch.device) -
     images = [img.to(device, non_blocking=non_blocking) for img in images]
     targets = [{k: v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets]
     return images, targets
-
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """Raises ValueError naming the precision when ``device`` cannot run it (fp16 autocast needs CUDA)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and torch.device(device).type != "cuda":
-        raise ValueError("precision fp16 needs CUDA; on the CPU use bf16 (AMX/AVX-512 CPUs run it fastest) or fp32")
-
-
-def precision_autocast(device: torch.device, precision: str = "fp32"):
-    """Autocast for inference or training at ``precision``: "bf16" (CPU or CUDA), "fp16" (CUDA only), "fp32"
-    (a no-op). Convolutions and matrix products run in the low precision; softmax, box decoding and NMS
-    inputs stay as autocast leaves them (fp32 for the ops it lists, the input dtype otherwise)."""
-    device = torch.device(device)
-    check_precision(precision, device)
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
 def autocast(device: torch.device, amp: bool):

@@ -20,6 +20,7 @@ from pathlib import Path
 from detector.checkpoint import CheckpointError
 from detector.data.voc import VOCDetection
 from detector.evaluation_plots import write_plots
+from detector.precision import CHOICES, resolve_precision
 from detector.voc_eval import (
     METRICS,
     Detection,
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
     model.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
     model.add_argument(
-        "--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only"
+        "--precision", choices=CHOICES, default="fp32",
+        help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only; auto: bf16 on a GPU with bf16 or a CPU with AMX, else fp32",
     )
     model.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     model.add_argument("--save-detections", type=Path, default=None, help="also write the model's detections as DETS.json (1-based boxes)")
@@ -97,10 +99,10 @@ def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> tuple[li
     from detector.models.inference import prepare_for_inference
     from detector.train import resolve_device
 
-    from detector.engine import check_precision
-
     device = resolve_device(args.device)
-    check_precision(args.precision, device)  # before the (slow) model load
+    precision = resolve_precision(args.precision, device)  # before the (slow) model load
+    if args.precision == "auto":
+        print(f"precision: {precision}")
     model, _ = load_detector(args.checkpoint, device)
     if args.max_proposals is not None:
         set_max_proposals(model, args.max_proposals)
@@ -108,9 +110,9 @@ def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> tuple[li
         from detector.data.with_proposals import with_cached_proposals
 
         dataset = with_cached_proposals(dataset, model.config, cache_dir=args.proposal_cache, workers=args.workers)
-    prepare_for_inference(model, args.precision)
+    prepare_for_inference(model, precision.name)
     start = time.perf_counter()
-    detections = predict_dataset(model, dataset, device=device, batch_size=args.batch_size, workers=args.workers, precision=args.precision)
+    detections = predict_dataset(model, dataset, device=device, batch_size=args.batch_size, workers=args.workers, precision=precision.name)
     seconds = (time.perf_counter() - start) / max(len(dataset), 1)
     if args.save_detections is not None:
         save_detections_json(detections, dataset.classes, args.save_detections)
@@ -118,6 +120,7 @@ def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> tuple[li
     run = {
         "kind": model.kind,
         "checkpoint": str(args.checkpoint),
+        "precision": precision.name,
         "proposals": {"source": source, "per_image": proposals_per_image(model)},
         "seconds_per_image": seconds,
     }

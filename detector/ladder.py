@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from detector.devices import cpu_info
 
 # Test-time seconds per image on a GPU reported by the papers (VGG16, PASCAL VOC 2007). The Fast R-CNN paper's
 # table 4 gives R-CNN 47.0 s and Fast R-CNN 0.32 s, both without proposal time; selective search takes about 2 s
@@ -118,12 +119,7 @@ def run_speed(args: argparse.Namespace) -> dict:
 def _machine(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        from detector.bench import cpu_name
-
-        return f"{cpu_name()}, {torch.get_num_threads()} threads"
-    except Exception:  # the name is decoration; never lose the figures over it
-        return platform.processor() or "CPU"
+    return f"{cpu_info().line()}, {torch.get_num_threads()} threads"
 
 
 def format_speed(report: dict) -> str:

@@ -18,9 +18,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detector.checkpoint import CheckpointError
-from detector.engine import PRECISIONS, check_precision, precision_autocast
 from detector.models.factory import EXTERNAL_PROPOSAL_KINDS, load_detector, set_max_proposals
 from detector.models.inference import prepare_for_inference
+from detector.precision import CHOICES, precision_autocast, resolve_precision
 from detector.train import resolve_device
 from detector.visualize import draw_detections
 
@@ -65,13 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--score-threshold", type=float, default=None, help="minimum score drawn (default: the checkpoint's display threshold)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
     p.add_argument("--max-proposals", type=int, default=None, help="score at most N proposals per image (default: the checkpoint's)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only")
+    p.add_argument(
+        "--precision", choices=CHOICES, default="fp32",
+        help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only; auto: bf16 on a GPU with bf16 or a CPU with AMX, else fp32",
+    )  # fmt: skip
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     try:
-        check_precision(args.precision, device)
+        precision = resolve_precision(args.precision, device)
     except ValueError as exc:
         p.error(str(exc))
+    if args.precision == "auto":
+        print(f"precision: {precision}")
     try:
         model, ckpt = load_detector(args.checkpoint, device)
     except CheckpointError as exc:
@@ -80,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         set_max_proposals(model, args.max_proposals)
     if model.kind in EXTERNAL_PROPOSAL_KINDS:  # the model runs selective search on each new image itself
         print(f"{model.kind}: selective search ({model.config.proposals['mode']} mode) on each image, top {model.config.max_proposals} proposals scored")
-    prepare_for_inference(model, args.precision)
+    prepare_for_inference(model, precision.name)
     threshold = args.score_threshold if args.score_threshold is not None else model.config.display_score_threshold
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     for path in args.images:
         image = load_image(path)
-        (result,) = detect(model, [image], device, threshold, precision=args.precision)
+        (result,) = detect(model, [image], device, threshold, precision=precision.name)
         drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"], class_names=model.class_names)
         out_path = args.out / f"{path.stem}.png"
         drawn.save(out_path)

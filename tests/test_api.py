@@ -32,7 +32,8 @@ ASTRONAUT = skimage.data.astronaut()  # 512 x 512 RGB photograph
 
 @pytest.fixture(scope="module")
 def settings(served_models) -> Settings:
-    return Settings(models=served_models, max_upload_bytes=MAX_UPLOAD, max_image_pixels=MAX_PIXELS, max_wait_ms=0)
+    # fp32 pinned: "auto" is bf16 on a CPU with AMX and fp32 on one without, and these tests compare answers.
+    return Settings(models=served_models, max_upload_bytes=MAX_UPLOAD, max_image_pixels=MAX_PIXELS, max_wait_ms=0, precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +309,7 @@ def test_not_found_and_wrong_method_use_the_error_shape(client):
 
 
 def test_api_key(served_models):
-    app = create_app(Settings(models=served_models, api_key="s3cret", cors_origins=["https://example.org"]))
+    app = create_app(Settings(models=served_models, api_key="s3cret", cors_origins=["https://example.org"], precision="fp32"))
     with TestClient(app) as c:
         data = encode(ASTRONAUT)
         r = c.post("/detect", content=data)
@@ -329,7 +330,7 @@ def test_cors_off_by_default(client):
 
 
 def test_format_allow_list_is_a_setting(served_models):
-    with TestClient(create_app(Settings(models=served_models, allowed_formats=["png"]))) as c:
+    with TestClient(create_app(Settings(models=served_models, allowed_formats=["png"], precision="fp32"))) as c:
         assert c.post("/classify", content=encode(ASTRONAUT, "PNG")).status_code == 200
         r = c.post("/classify", content=encode(ASTRONAUT, "JPEG"))
         assert r.status_code == 415 and "JPEG" in error_of(r)["message"]
@@ -338,7 +339,7 @@ def test_format_allow_list_is_a_setting(served_models):
 def test_missing_checkpoint_names_the_file(tmp_path):
     from api.registry import ModelLoadError
 
-    app = create_app(Settings(models={"x": tmp_path / "absent.pt"}))
+    app = create_app(Settings(models={"x": tmp_path / "absent.pt"}, precision="fp32"))
     with pytest.raises(ModelLoadError, match="absent.pt does not exist"):
         with TestClient(app):
             pass
@@ -349,7 +350,7 @@ def test_missing_checkpoint_names_the_file(tmp_path):
 
 
 def test_not_ready_before_models_load(served_models):
-    app = create_app(Settings(models=served_models))
+    app = create_app(Settings(models=served_models, precision="fp32"))
     c = TestClient(app)  # not entered: the lifespan (model loading) has not run
     assert c.get("/healthz").status_code == 200
     r = c.get("/readyz")
@@ -384,7 +385,7 @@ def _concurrently(fn, n: int) -> list:
 
 
 def test_full_queue_answers_503_with_retry_after(served_models):
-    app = create_app(Settings(models=served_models, queue_size=1, max_batch_size=1, max_wait_ms=0, retry_after_s=3))
+    app = create_app(Settings(models=served_models, queue_size=1, max_batch_size=1, max_wait_ms=0, retry_after_s=3, precision="fp32"))
     with TestClient(app) as c:
         reg = app.state.registry
         _slow(reg.models["tiny-classifier"], 0.6)
@@ -398,7 +399,7 @@ def test_full_queue_answers_503_with_retry_after(served_models):
 
 
 def test_timeout_answers_504(served_models):
-    app = create_app(Settings(models=served_models, request_timeout_s=0.3))
+    app = create_app(Settings(models=served_models, request_timeout_s=0.3, precision="fp32"))
     with TestClient(app) as c:
         served = app.state.registry.models["tiny-classifier"]
         _slow(served, 1.0)
@@ -413,9 +414,9 @@ def test_concurrent_requests_are_batched_and_answered_correctly(served_models):
     photos = [ASTRONAUT, ASTRONAUT[:, ::-1].copy(), np.asarray(Image.fromarray(skimage.data.chelsea()).resize((512, 512))),
               np.asarray(Image.fromarray(skimage.data.coffee()).resize((512, 512)))]  # fmt: skip
     blobs = [encode(p, "PNG") for p in photos]
-    with TestClient(create_app(Settings(models=served_models, max_wait_ms=0, max_batch_size=1))) as c:
+    with TestClient(create_app(Settings(models=served_models, max_wait_ms=0, max_batch_size=1, precision="fp32"))) as c:
         alone = [detect(c, b, score_threshold=0.3).json()["detections"] for b in blobs]
-    app = create_app(Settings(models=served_models, max_wait_ms=300, max_batch_size=8))
+    app = create_app(Settings(models=served_models, max_wait_ms=300, max_batch_size=8, precision="fp32"))
     with TestClient(app) as c:
         answers = _concurrently(lambda i: detect(c, blobs[i % 4], score_threshold=0.3), 8)
     assert all(r.status_code == 200 for r in answers)
@@ -430,7 +431,7 @@ def test_concurrent_requests_are_batched_and_answered_correctly(served_models):
 
 def test_openapi_shows_the_api_key_only_when_configured(served_models, client):
     assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
-    spec = TestClient(create_app(Settings(models=served_models, api_key="k"))).get("/openapi.json").json()
+    spec = TestClient(create_app(Settings(models=served_models, api_key="k", precision="fp32"))).get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["APIKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     assert spec["paths"]["/detect"]["post"]["security"] == [{"APIKey": []}]
     assert "security" not in spec["paths"]["/healthz"]["get"]
@@ -448,6 +449,22 @@ def test_bf16_precision_keeps_the_answer(served_models, client):
     for a, b in zip(fp32, bf16):
         assert abs(a["score"] - b["score"]) < 0.05
         assert max(abs(a["box"][k] - b["box"][k]) for k in a["box"]) < 8
+
+
+@pytest.mark.parametrize("amx, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_follows_the_cpu_and_says_why(served_models, monkeypatch, amx, expected):
+    from detector import precision
+    from detector.devices import CPUInfo
+
+    cpu = CPUInfo(model="Test CPU", capability="AVX512", amx=amx, avx512_bf16=True, onednn_max_isa=None)
+    monkeypatch.setattr(precision, "cpu_info", lambda: cpu)
+    app = create_app(Settings(models={"d": served_models["default-detector"]}, precision="auto", device="cpu", warmup=False))
+    with TestClient(app) as c:
+        (info,) = c.get("/models").json()["models"]
+    assert info["precision"] == expected
+    assert info["precision_reason"] == ("auto: Test CPU has AMX, bf16 matrix units" if amx else
+                                        "auto: Test CPU has AVX-512 BF16 but no AMX; bf16 would not be measurably faster")  # fmt: skip
+    assert app.state.registry.models["d"].model.backbone.body[0].weight.dtype == precision.DTYPES[expected]  # prepared for it
 
 
 def test_fp16_on_the_cpu_is_refused_at_startup(served_models):

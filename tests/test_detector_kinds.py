@@ -90,7 +90,7 @@ def test_the_service_serves_fast_rcnn_and_rcnn(kind_checkpoints):
     from api.config import Settings
     from api.main import create_app
 
-    settings = Settings(models={kind: str(path) for kind, path in kind_checkpoints.items()}, max_wait_ms=0, warmup=False)
+    settings = Settings(models={kind: str(path) for kind, path in kind_checkpoints.items()}, max_wait_ms=0, warmup=False, precision="fp32")
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

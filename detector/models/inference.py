@@ -21,7 +21,9 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from detector.precision import DTYPES, PRECISIONS
+
+LOW_PRECISION = ("bf16", "fp16")
 
 
 @torch.no_grad()
@@ -57,12 +59,12 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32", *, channels
     """Puts ``model`` in eval mode and prepares it for inference at ``precision`` ("fp32", "bf16", "fp16"),
     in place (see the module docstring). Returns the model. Not for training: folded batch norm and
     low-precision weights are not what the optimizer should see."""
-    if precision not in ("fp32", *LOW_PRECISION):
-        raise ValueError(f"precision {precision!r}: choose one of fp32, bf16, fp16")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     model.eval()
     if precision in LOW_PRECISION:
         fold_frozen_batch_norm(model)
-        dtype = LOW_PRECISION[precision]
+        dtype = DTYPES[precision]
         for module in model.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 module.to(dtype)

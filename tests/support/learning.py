@@ -1,0 +1,276 @@
+"""The learning tests' recipes, shared by the tests and by the script that measures their margins.
+
+Each recipe trains a model from scratch on a tiny generated dataset and returns what its test asserts on, so the
+bound in a test and the spread measured across seeds and CPU kernels come from the same code:
+
+    python -m tests.support.learning --seeds 0 1 2 3 4 --capabilities default avx2 avx512 --json margins.json
+    python -m tests.support.learning --seeds 0 --capabilities default --no-loss   # the tests must then fail
+
+``--capabilities`` runs each in a fresh process under ``ATEN_CPU_CAPABILITY`` (torch reads it at start-up; it
+picks ATen's vectorised kernels). ``--onednn-isa`` also caps oneDNN, e.g. ``AVX512_CORE_BF16`` for a CPU without
+AMX, ``AVX2`` for an older or AMD desktop one. ``--no-loss`` multiplies every training loss by zero before the
+backward pass, so nothing is learnt: each recipe's test must fail on those numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from detector.data.synth import generate
+
+RECIPES: dict[str, Callable[[Path, int], dict]] = {}
+
+
+def recipe(name: str):
+    def register(fn):
+        RECIPES[name] = fn
+        return fn
+
+    return register
+
+
+def tiny_voc(root: Path) -> Path:
+    """The suite's tiny dataset (tests/conftest.py): 8 train / 2 val / 4 test images of 96-128 px, <= 2 objects."""
+    generate(root, train=8, val=2, test=4, seed=3, image_size=(96, 128), max_objects=2, progress=False)
+    return root
+
+
+def classification_crops(root: Path) -> Path:
+    """40 train / 12 val images of 96-128 px -> 69 train and 17 val crops of 32 x 32 (6 classes)."""
+    from detector.data.synth import write_classification_crops
+
+    generate(root / "voc", train=40, val=12, test=0, seed=3, image_size=(96, 128), max_objects=3, progress=False)
+    write_classification_crops(root / "voc", root / "crops", size=32, splits=("train", "val"))
+    return root / "crops"
+
+
+def detection_map_before_after(data_root: Path, out: Path, kind: str, options: list[str], seed: int) -> dict:
+    """Trains ``kind`` on the tiny dataset's train split (no flips) and returns the VOC07 mAP on those training
+    images of an untrained model with the same config (``before``) and of the trained one (``after``): the test is
+    that the model learns, not that it generalises from 8 images."""
+    from detector.data.voc import VOCDetection
+    from detector.data.with_proposals import with_cached_proposals
+    from detector.engine import evaluate
+    from detector.models.factory import build_detector, load_detector
+    from detector.train import main as train_main
+
+    train_main([
+        "--data", str(data_root), "--train-split", "train", "--val-split", "none", "--out", str(out), "--model", kind,
+        "--backbone", "tiny", "--workers", "0", "--no-progress", "--checkpoint-every", "0", "--hflip", "0",
+        "--seed", str(seed), *options,
+    ])  # fmt: skip
+    trained, ckpt = load_detector(out / "last.pt")
+    assert ckpt["kind"] == kind and trained.kind == kind
+    data = VOCDetection(data_root, "train", keep_difficult=True)
+    if kind != "faster_rcnn":
+        data = with_cached_proposals(data, trained.config, progress=False)
+    torch.manual_seed(seed)
+    untrained = build_detector(kind, trained.config).eval()
+    device = torch.device("cpu")
+    before, _ = evaluate(untrained, data, device=device, progress=False)
+    after, _ = evaluate(trained, data, device=device, progress=False)
+    return {"before": before.map, "after": after.map, "gain": after.map - before.map}
+
+
+# The recipes. Each docstring-free function is what one test runs; the test asserts on the returned numbers.
+
+
+@recipe("faster_rcnn")
+def faster_rcnn(root: Path, seed: int) -> dict:
+    return detection_map_before_after(root / "voc", root / "run", "faster_rcnn", [
+        "--min-size", "128", "--max-size", "192", "--epochs", "60", "--batch-size", "2", "--lr", "0.02",
+        "--weight-decay", "1e-4", "--warmup-iters", "10", "--schedule", "constant",
+    ], seed)  # fmt: skip
+
+
+@recipe("fast_rcnn")
+def fast_rcnn(root: Path, seed: int) -> dict:
+    return detection_map_before_after(root / "voc", root / "run", "fast_rcnn", [
+        "--min-size", "128", "--max-size", "192", "--epochs", "12", "--batch-size", "2", "--optimizer", "adam",
+        "--lr", "0.001", "--weight-decay", "1e-4", "--warmup-iters", "10", "--schedule", "constant",
+    ], seed)  # fmt: skip
+
+
+@recipe("rcnn")
+def rcnn(root: Path, seed: int) -> dict:
+    return detection_map_before_after(root / "voc", root / "run", "rcnn", [
+        "--epochs", "15", "--batch-size", "2", "--optimizer", "adam", "--lr", "0.001", "--weight-decay", "1e-4",
+        "--warmup-iters", "10", "--schedule", "constant",
+    ], seed)  # fmt: skip
+
+
+def lenet5_initial(seed: int):
+    """The model the classification CLI builds before training with --seed ``seed``."""
+    from detector.classify.models import build_classifier
+    from detector.data.synth import CLASSES
+
+    torch.manual_seed(seed)
+    return build_classifier("lenet5", num_classes=len(CLASSES), input_size=(3, 32, 32))
+
+
+@recipe("lenet5")
+def lenet5(root: Path, seed: int) -> dict:
+    from detector.classify.engine import evaluate_classifier
+    from detector.classify.models import load_classifier
+    from detector.data.augment import classification_transform
+    from detector.data.folder import ImageFolderDataset
+    from detector.train import main as train_main
+
+    crops, out = root / "crops", root / "run"
+    train_main([
+        "--task", "classify", "--data", str(crops), "--out", str(out), "--input-size", "32", "--workers", "0",
+        "--no-progress", "--checkpoint-every", "0", "--model", "lenet5", "--optimizer", "adam", "--lr", "0.003",
+        "--weight-decay", "0", "--schedule", "constant", "--epochs", "15", "--batch-size", "16", "--seed", str(seed),
+    ])  # fmt: skip
+    train_set = ImageFolderDataset(crops, "train", transform=classification_transform("basic", train=False, size=32))
+    cpu = torch.device("cpu")
+    model, _ = load_classifier(out / "last.pt")
+    after = evaluate_classifier(model, train_set, device=cpu)["top1"]
+    before = evaluate_classifier(lenet5_initial(seed).eval(), train_set, device=cpu)["top1"]
+    return {"before": before, "after": after, "gain": after - before}
+
+
+@recipe("losses_decrease")
+def losses_decrease(root: Path, seed: int) -> dict:
+    """30 SGD steps of a small Faster R-CNN on two images of solid rectangles, one thread: per loss, the mean of
+    the last five steps over the mean of the first five (``ratio_<loss>``; below 1 is learning)."""
+    from detector.models.faster_rcnn import FasterRCNN, tiny_config
+    from detector.models.roi_heads import RoIHeadsConfig
+
+    cfg = tiny_config(num_classes=3)
+    rpn = dataclasses.replace(cfg.rpn, pre_nms_top_n_train=500, post_nms_top_n_train=100, pre_nms_top_n_test=300, post_nms_top_n_test=50)
+    # 8 RoIs per image, up to 4 foreground: cheap, and the foreground count is saturated from the first step
+    # (so loss_box_reg measures regression quality rather than how many foreground RoIs there are).
+    cfg = dataclasses.replace(cfg, min_size=(96,), max_size=256, rpn=rpn, roi_heads=RoIHeadsConfig(batch_size_per_image=8, positive_fraction=0.5))
+    with one_thread():
+        torch.manual_seed(seed)
+        model = FasterRCNN(cfg).train()
+        images, targets = zip(*(rectangles(h, w, boxes, labels, seed=s) for h, w, boxes, labels, s in (
+            (96, 96, [(8, 15, 45, 60), (52, 52, 90, 85)], [1, 2], 0), (96, 120, [(20, 20, 75, 70)], [3], 1),
+        )))  # fmt: skip
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+        history = []
+        for _ in range(30):
+            losses = model(list(images), list(targets))
+            optimizer.zero_grad()
+            _loss_to_train(sum(losses.values())).backward()
+            optimizer.step()
+            history.append({k: v.item() for k, v in losses.items()})
+    return {f"ratio_{k}": sum(h[k] for h in history[-5:]) / sum(h[k] for h in history[:5]) for k in history[0]}
+
+
+COLOURS = torch.eye(3)  # class k is a pure red / green / blue rectangle
+
+
+def rectangles(h: int, w: int, boxes, labels, seed: int = 0):
+    """A grey noisy image [3, h, w] with solid coloured rectangles at ``boxes`` (xyxy pixels); its target."""
+    g = torch.Generator().manual_seed(seed)
+    image = 0.5 + 0.05 * torch.randn(3, h, w, generator=g)
+    for (x1, y1, x2, y2), label in zip(boxes, labels):
+        image[:, y1:y2, x1:x2] = COLOURS[label - 1][:, None, None]
+    target = {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.int64)}
+    return image.clamp(0, 1), target
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Single-threaded intra-op work: the ops of these tiny models are too small to gain from more threads (on a
+    busy 2-core machine the threads spin against each other), and a fixed thread count keeps the float summation
+    order, hence a seeded run, the same whatever the machine's core count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# --no-loss: the switch that proves a test can fail. Applied where every trainer's loss goes through.
+_NO_LOSS = os.environ.get("DETECTOR_TEST_NO_LOSS") == "1"
+
+
+def _loss_to_train(loss):
+    return loss * 0.0 if _NO_LOSS else loss
+
+
+def _switch_off_the_loss() -> None:
+    from detector import engine
+
+    real = engine.backward_step
+
+    def backward_step(loss, *args, **kwargs):
+        return real(_loss_to_train(loss), *args, **kwargs)
+
+    engine.backward_step = backward_step
+    for module in ("detector.classify.engine",):
+        __import__(module)
+        sys.modules[module].backward_step = backward_step
+
+
+def _run_here(names: list[str], seeds: list[int]) -> list[dict]:
+    if _NO_LOSS:
+        _switch_off_the_loss()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        shared = Path(tmp) / "data"
+        tiny_voc(shared / "voc")
+        classification_crops(shared)
+        for name in names:
+            for seed in seeds:
+                root = Path(tmp) / f"{name}-{seed}"
+                root.mkdir()
+                (root / "voc").symlink_to(shared / "voc")
+                (root / "crops").symlink_to(shared / "crops")
+                with contextlib.redirect_stdout(sys.stderr):
+                    values = RECIPES[name](root, seed)
+                rows.append({"recipe": name, "seed": seed, **values})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.support.learning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--capabilities", nargs="+", default=["default", "avx2", "avx512"], help="ATEN_CPU_CAPABILITY values, one process each")
+    p.add_argument("--onednn-isa", default=None, help="also set ONEDNN_MAX_CPU_ISA (e.g. AVX512_CORE_BF16: no AMX)")
+    p.add_argument("--no-loss", action="store_true", help="train with every loss multiplied by 0")
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(_run_here(args.recipes, args.seeds)))
+        return 0
+    rows = []
+    for cap in args.capabilities:
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": cap, "DETECTOR_TEST_NO_LOSS": "1" if args.no_loss else "0"}
+        if args.onednn_isa:
+            env["ONEDNN_MAX_CPU_ISA"] = args.onednn_isa
+        cmd = [sys.executable, "-m", "tests.support.learning", "--child", "--recipes", *args.recipes, "--seeds", *map(str, args.seeds)]
+        done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
+        for row in json.loads(done.stdout):
+            row.update(capability=cap, onednn_isa=args.onednn_isa, no_loss=args.no_loss)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    for name in args.recipes:
+        mine = [r for r in rows if r["recipe"] == name]
+        for key in [k for k in mine[0] if k not in ("recipe", "seed", "capability", "onednn_isa", "no_loss")]:
+            values = [r[key] for r in mine]
+            print(f"{name:16s} {key:28s} min {min(values):.4f}  max {max(values):.4f}  over {len(values)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
