@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from detector.data.synth import generate
+from tests.support import learning
 
 
 @pytest.fixture(scope="session")
 def tiny_voc(tmp_path_factory):
     """8 train / 2 val / 4 test images of 96-128 px with at most 2 objects each."""
-    root = tmp_path_factory.mktemp("tiny_voc")
-    generate(root, train=8, val=2, test=4, seed=3, image_size=(96, 128), max_objects=2, progress=False)
-    return root
+    return learning.tiny_voc(tmp_path_factory.mktemp("tiny_voc"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_loss_switch():
+    """``DETECTOR_TEST_NO_LOSS=1 pytest -m learning`` trains with every loss multiplied by 0: every learning test
+    must then fail (tests/support/learning.py)."""
+    if learning.NO_LOSS:
+        learning.switch_off_the_loss()
 
 
 # --------------------------------------------------------------------------------------------

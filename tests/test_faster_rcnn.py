@@ -1,27 +1,19 @@
 """Tests for detector.models.faster_rcnn: the training losses, batching, eval output, a short training run,
 and the full-size VGG16 / ResNet-50 networks (one forward each)."""
 
-import dataclasses
 
 import pytest
 import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from detector.models.faster_rcnn import FasterRCNN, FasterRCNNConfig, tiny_config
-from detector.models.roi_heads import RoIHeadsConfig
+from detector.models.faster_rcnn import FasterRCNN, FasterRCNNConfig
+from tests.support import learning
 
 LOSSES = {"loss_rpn_objectness", "loss_rpn_box", "loss_classifier", "loss_box_reg"}
-COLOURS = torch.eye(3)  # class k is a pure red / green / blue rectangle
 
 
-def _small_config(min_size=96, **roi):
-    cfg = tiny_config(num_classes=3)
-    rpn = dataclasses.replace(cfg.rpn, pre_nms_top_n_train=500, post_nms_top_n_train=100, pre_nms_top_n_test=300, post_nms_top_n_test=50)
-    # 8 RoIs per image, up to 4 foreground: cheap, and the foreground count is saturated from the first step
-    # (so loss_box_reg measures regression quality rather than how many foreground RoIs there are).
-    roi_heads = RoIHeadsConfig(batch_size_per_image=8, positive_fraction=0.5, **roi)
-    return dataclasses.replace(cfg, min_size=(min_size,), max_size=256, rpn=rpn, roi_heads=roi_heads)
+_small_config = learning.small_faster_rcnn_config
 
 
 def _model(seed=0, **kw):
@@ -29,14 +21,7 @@ def _model(seed=0, **kw):
     return FasterRCNN(_small_config(**kw))
 
 
-def _image(h, w, boxes, labels, seed=0):
-    """A grey noisy image with solid coloured rectangles at ``boxes``; its target."""
-    g = torch.Generator().manual_seed(seed)
-    image = 0.5 + 0.05 * torch.randn(3, h, w, generator=g)
-    for (x1, y1, x2, y2), label in zip(boxes, labels):
-        image[:, y1:y2, x1:x2] = COLOURS[label - 1][:, None, None]
-    target = {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.int64)}
-    return image.clamp(0, 1), target
+_image = learning.rectangles
 
 
 def _empty(h, w):
@@ -103,37 +88,12 @@ def test_eval_output_in_original_image_pixels():
     assert boxes[:, 2].max() > 190 and boxes[:, 3].max() > 140
 
 
-@pytest.fixture
-def one_thread():
-    """Single-threaded intra-op work: the ops of this tiny model are too small to gain from more threads (on a
-    busy 2-core machine the threads spin against each other: ~2 s vs ~40 s measured), and a fixed thread count
-    keeps float summation order, hence this seeded training run, the same on every machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_each_loss_decreases_in_a_short_training_run(one_thread):
-    model = _model(seed=0).train()
-    data = [
-        _image(96, 96, [(8, 15, 45, 60), (52, 52, 90, 85)], [1, 2], seed=0),
-        _image(96, 120, [(20, 20, 75, 70)], [3], seed=1),
-    ]
-    images, targets = [d[0] for d in data], [d[1] for d in data]
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    history = []
-    for _ in range(30):
-        losses = model(images, targets)
-        optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
-        history.append({k: v.item() for k, v in losses.items()})
+@pytest.mark.learning
+def test_each_loss_decreases_in_a_short_training_run():
+    ratios = learning.losses_decrease(None, None, seed=0)
+    # MARGIN(losses_decrease)
     for name in LOSSES:
-        first = sum(h[name] for h in history[:5]) / 5
-        last = sum(h[name] for h in history[-5:]) / 5
-        assert last < 0.9 * first, f"{name}: first five steps {first:.4f}, last five {last:.4f}"
+        assert ratios[f"ratio_{name}"] < 0.9, (name, ratios)
 
 
 # --- full-size networks (one forward each) ---------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from detector.models.rcnn import RCNN, RCNNConfig, dilate_for_context, tiny_rcnn_config, warp_windows
-from tests.learning import train_and_score
+from tests.support import learning
 
 
 def small_model(**changes) -> RCNN:
@@ -102,14 +102,13 @@ def test_training_without_proposals_is_refused():
         small_model().train()([torch.rand(3, 64, 64)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}])
 
 
+@pytest.mark.learning
 def test_rcnn_learns_on_a_tiny_dataset(tiny_voc, tmp_path):
-    before, after = train_and_score(tiny_voc, tmp_path / "run", "rcnn", [
-        "--epochs", "15", "--batch-size", "2", "--optimizer", "adam", "--lr", "0.001", "--weight-decay", "1e-4",
-        "--warmup-iters", "10", "--schedule", "constant",
-    ])  # fmt: skip
+    m = learning.rcnn(tiny_voc, tmp_path / "run", seed=0)
     # Untrained scores are not zero here: with a few dozen proposals per image and 1-2 objects, random scores
     # still put some proposal on an object.
-    assert after > before + 0.25 and after > 0.35, (before, after)
+    # MARGIN(rcnn)
+    assert m["after"] > m["before"] + 0.25 and m["after"] > 0.35, m
 
 
 def test_window_sampling_holds_the_foreground_fraction():

@@ -7,8 +7,9 @@ bound in a test and the spread measured across seeds and CPU kernels come from t
     python -m tests.support.learning --seeds 0 --capabilities default --no-loss   # the tests must then fail
 
 ``--capabilities`` runs each in a fresh process under ``ATEN_CPU_CAPABILITY`` (torch reads it at start-up; it
-picks ATen's vectorised kernels). ``--onednn-isa`` also caps oneDNN, e.g. ``AVX512_CORE_BF16`` for a CPU without
-AMX, ``AVX2`` for an older or AMD desktop one. ``--no-loss`` multiplies every training loss by zero before the
+picks ATen's vectorised kernels). ``--env`` sets more of the same kind for every run: ``ONEDNN_MAX_CPU_ISA``
+caps oneDNN's convolutions (``AVX512_CORE_BF16``: a CPU without AMX; ``AVX2``), ``MKL_ENABLE_INSTRUCTIONS=AVX2``
+sends MKL's matrix products down the path it takes on AMD CPUs. ``--no-loss`` multiplies every training loss by zero before the
 backward pass, so nothing is learnt: each recipe's test must fail on those numbers.
 """
 
@@ -29,12 +30,13 @@ import torch
 
 from detector.data.synth import generate
 
-RECIPES: dict[str, Callable[[Path, int], dict]] = {}
+# name -> (what it trains on: "voc", "crops" or None, recipe(data, out, seed) -> measured values)
+RECIPES: dict[str, tuple[str | None, Callable[[Path | None, Path, int], dict]]] = {}
 
 
-def recipe(name: str):
+def recipe(name: str, data: str | None):
     def register(fn):
-        RECIPES[name] = fn
+        RECIPES[name] = (data, fn)
         return fn
 
     return register
@@ -83,28 +85,28 @@ def detection_map_before_after(data_root: Path, out: Path, kind: str, options: l
     return {"before": before.map, "after": after.map, "gain": after.map - before.map}
 
 
-# The recipes. Each docstring-free function is what one test runs; the test asserts on the returned numbers.
+# The recipes: each is what one test runs; the test asserts on the returned numbers.
 
 
-@recipe("faster_rcnn")
-def faster_rcnn(root: Path, seed: int) -> dict:
-    return detection_map_before_after(root / "voc", root / "run", "faster_rcnn", [
+@recipe("faster_rcnn", "voc")
+def faster_rcnn(data: Path, out: Path, seed: int) -> dict:
+    return detection_map_before_after(data, out, "faster_rcnn", [
         "--min-size", "128", "--max-size", "192", "--epochs", "60", "--batch-size", "2", "--lr", "0.02",
         "--weight-decay", "1e-4", "--warmup-iters", "10", "--schedule", "constant",
     ], seed)  # fmt: skip
 
 
-@recipe("fast_rcnn")
-def fast_rcnn(root: Path, seed: int) -> dict:
-    return detection_map_before_after(root / "voc", root / "run", "fast_rcnn", [
+@recipe("fast_rcnn", "voc")
+def fast_rcnn(data: Path, out: Path, seed: int) -> dict:
+    return detection_map_before_after(data, out, "fast_rcnn", [
         "--min-size", "128", "--max-size", "192", "--epochs", "12", "--batch-size", "2", "--optimizer", "adam",
         "--lr", "0.001", "--weight-decay", "1e-4", "--warmup-iters", "10", "--schedule", "constant",
     ], seed)  # fmt: skip
 
 
-@recipe("rcnn")
-def rcnn(root: Path, seed: int) -> dict:
-    return detection_map_before_after(root / "voc", root / "run", "rcnn", [
+@recipe("rcnn", "voc")
+def rcnn(data: Path, out: Path, seed: int) -> dict:
+    return detection_map_before_after(data, out, "rcnn", [
         "--epochs", "15", "--batch-size", "2", "--optimizer", "adam", "--lr", "0.001", "--weight-decay", "1e-4",
         "--warmup-iters", "10", "--schedule", "constant",
     ], seed)  # fmt: skip
@@ -119,15 +121,14 @@ def lenet5_initial(seed: int):
     return build_classifier("lenet5", num_classes=len(CLASSES), input_size=(3, 32, 32))
 
 
-@recipe("lenet5")
-def lenet5(root: Path, seed: int) -> dict:
+@recipe("lenet5", "crops")
+def lenet5(crops: Path, out: Path, seed: int) -> dict:
     from detector.classify.engine import evaluate_classifier
     from detector.classify.models import load_classifier
     from detector.data.augment import classification_transform
     from detector.data.folder import ImageFolderDataset
     from detector.train import main as train_main
 
-    crops, out = root / "crops", root / "run"
     train_main([
         "--task", "classify", "--data", str(crops), "--out", str(out), "--input-size", "32", "--workers", "0",
         "--no-progress", "--checkpoint-every", "0", "--model", "lenet5", "--optimizer", "adam", "--lr", "0.003",
@@ -141,21 +142,15 @@ def lenet5(root: Path, seed: int) -> dict:
     return {"before": before, "after": after, "gain": after - before}
 
 
-@recipe("losses_decrease")
-def losses_decrease(root: Path, seed: int) -> dict:
+@recipe("losses_decrease", None)
+def losses_decrease(data: None, out: Path, seed: int) -> dict:
     """30 SGD steps of a small Faster R-CNN on two images of solid rectangles, one thread: per loss, the mean of
     the last five steps over the mean of the first five (``ratio_<loss>``; below 1 is learning)."""
-    from detector.models.faster_rcnn import FasterRCNN, tiny_config
-    from detector.models.roi_heads import RoIHeadsConfig
+    from detector.models.faster_rcnn import FasterRCNN
 
-    cfg = tiny_config(num_classes=3)
-    rpn = dataclasses.replace(cfg.rpn, pre_nms_top_n_train=500, post_nms_top_n_train=100, pre_nms_top_n_test=300, post_nms_top_n_test=50)
-    # 8 RoIs per image, up to 4 foreground: cheap, and the foreground count is saturated from the first step
-    # (so loss_box_reg measures regression quality rather than how many foreground RoIs there are).
-    cfg = dataclasses.replace(cfg, min_size=(96,), max_size=256, rpn=rpn, roi_heads=RoIHeadsConfig(batch_size_per_image=8, positive_fraction=0.5))
     with one_thread():
         torch.manual_seed(seed)
-        model = FasterRCNN(cfg).train()
+        model = FasterRCNN(small_faster_rcnn_config()).train()
         images, targets = zip(*(rectangles(h, w, boxes, labels, seed=s) for h, w, boxes, labels, s in (
             (96, 96, [(8, 15, 45, 60), (52, 52, 90, 85)], [1, 2], 0), (96, 120, [(20, 20, 75, 70)], [3], 1),
         )))  # fmt: skip
@@ -171,6 +166,19 @@ def losses_decrease(root: Path, seed: int) -> dict:
 
 
 COLOURS = torch.eye(3)  # class k is a pure red / green / blue rectangle
+
+
+def small_faster_rcnn_config(min_size: int = 96, **roi):
+    """The tiny Faster R-CNN for 3 classes at ``min_size``, with light proposal counts and 8 RoIs per image, up to
+    4 foreground: cheap, and the foreground count is saturated from the first step (so loss_box_reg measures
+    regression quality rather than how many foreground RoIs there are)."""
+    from detector.models.faster_rcnn import tiny_config
+    from detector.models.roi_heads import RoIHeadsConfig
+
+    cfg = tiny_config(num_classes=3)
+    rpn = dataclasses.replace(cfg.rpn, pre_nms_top_n_train=500, post_nms_top_n_train=100, pre_nms_top_n_test=300, post_nms_top_n_test=50)
+    roi_heads = RoIHeadsConfig(batch_size_per_image=8, positive_fraction=0.5, **roi)
+    return dataclasses.replace(cfg, min_size=(min_size,), max_size=256, rpn=rpn, roi_heads=roi_heads)
 
 
 def rectangles(h: int, w: int, boxes, labels, seed: int = 0):
@@ -197,14 +205,14 @@ def one_thread() -> Iterator[None]:
 
 
 # --no-loss: the switch that proves a test can fail. Applied where every trainer's loss goes through.
-_NO_LOSS = os.environ.get("DETECTOR_TEST_NO_LOSS") == "1"
+NO_LOSS = os.environ.get("DETECTOR_TESTNO_LOSS") == "1"
 
 
 def _loss_to_train(loss):
-    return loss * 0.0 if _NO_LOSS else loss
+    return loss * 0.0 if NO_LOSS else loss
 
 
-def _switch_off_the_loss() -> None:
+def switch_off_the_loss() -> None:
     from detector import engine
 
     real = engine.backward_step
@@ -219,21 +227,16 @@ def _switch_off_the_loss() -> None:
 
 
 def _run_here(names: list[str], seeds: list[int]) -> list[dict]:
-    if _NO_LOSS:
-        _switch_off_the_loss()
+    if NO_LOSS:
+        switch_off_the_loss()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        shared = Path(tmp) / "data"
-        tiny_voc(shared / "voc")
-        classification_crops(shared)
+        data = {"voc": tiny_voc(Path(tmp) / "voc"), "crops": classification_crops(Path(tmp) / "classify"), None: None}
         for name in names:
             for seed in seeds:
-                root = Path(tmp) / f"{name}-{seed}"
-                root.mkdir()
-                (root / "voc").symlink_to(shared / "voc")
-                (root / "crops").symlink_to(shared / "crops")
+                kind, run = RECIPES[name]
                 with contextlib.redirect_stdout(sys.stderr):
-                    values = RECIPES[name](root, seed)
+                    values = run(data[kind], Path(tmp) / f"{name}-{seed}", seed)
                 rows.append({"recipe": name, "seed": seed, **values})
     return rows
 
@@ -243,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--capabilities", nargs="+", default=["default", "avx2", "avx512"], help="ATEN_CPU_CAPABILITY values, one process each")
-    p.add_argument("--onednn-isa", default=None, help="also set ONEDNN_MAX_CPU_ISA (e.g. AVX512_CORE_BF16: no AMX)")
+    p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                   help="more variables for every run, e.g. ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (no AMX) MKL_ENABLE_INSTRUCTIONS=AVX2")
     p.add_argument("--no-loss", action="store_true", help="train with every loss multiplied by 0")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -253,20 +257,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for cap in args.capabilities:
-        env = {**os.environ, "ATEN_CPU_CAPABILITY": cap, "DETECTOR_TEST_NO_LOSS": "1" if args.no_loss else "0"}
-        if args.onednn_isa:
-            env["ONEDNN_MAX_CPU_ISA"] = args.onednn_isa
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": cap, "DETECTOR_TESTNO_LOSS": "1" if args.no_loss else "0"}
+        env.update(item.split("=", 1) for item in args.env)
         cmd = [sys.executable, "-m", "tests.support.learning", "--child", "--recipes", *args.recipes, "--seeds", *map(str, args.seeds)]
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
         for row in json.loads(done.stdout):
-            row.update(capability=cap, onednn_isa=args.onednn_isa, no_loss=args.no_loss)
+            row.update(capability=cap, env=" ".join(args.env), no_loss=args.no_loss)
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     for name in args.recipes:
         mine = [r for r in rows if r["recipe"] == name]
-        for key in [k for k in mine[0] if k not in ("recipe", "seed", "capability", "onednn_isa", "no_loss")]:
+        for key in [k for k in mine[0] if k not in ("recipe", "seed", "capability", "env", "no_loss")]:
             values = [r[key] for r in mine]
             print(f"{name:16s} {key:28s} min {min(values):.4f}  max {max(values):.4f}  over {len(values)} runs")
     return 0
