@@ -34,7 +34,7 @@ def describe(settings: Settings) -> str:
 
 
 def _chosen_precision(s: Settings) -> str:
-    """" -> bf16 (auto: ... has AMX, ...)" when the setting is auto: what the models will run at, and why."""
+    """ " -> bf16 (auto: ... has AMX, ...)" when the setting is auto: what the models will run at, and why."""
     if s.precision != "auto":
         return ""
     try:
@@ -48,11 +48,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m api",
         description="Serve api.main:app with uvicorn. Settings: DETECTOR_API_* environment variables or DETECTOR_API_CONFIG=file.json|toml.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 for every interface, as in a container (default: %(default)s)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind; 0.0.0.0 for every interface, as in a container (default: %(default)s)",
+    )
     p.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1, help="server processes; each loads every model, so on a GPU at most one per GPU (default: %(default)s)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"], help="(default: %(default)s)")
-    p.add_argument("--graceful-timeout", type=float, default=None, help="seconds a SIGTERM waits for requests in flight (default: the request timeout)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes; each loads every model, so on a GPU at most one per GPU (default: %(default)s)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="(default: %(default)s)",
+    )
+    p.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=None,
+        help="seconds a SIGTERM waits for requests in flight (default: the request timeout)",
+    )
     p.add_argument("--no-access-log", action="store_true", help="do not log every request (logged by default)")
     return p.parse_args(argv)
 
@@ -74,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     graceful = settings.request_timeout_s if args.graceful_timeout is None else args.graceful_timeout
     print(describe(settings), flush=True)
-    print(f"serving on http://{args.host}:{args.port} with {args.workers} worker(s); SIGTERM waits up to {graceful:g} s for requests in flight", flush=True)
+    print(
+        f"serving on http://{args.host}:{args.port} with {args.workers} worker(s); SIGTERM waits up to {graceful:g} s for requests in flight",
+        flush=True,
+    )
     # The import string (not an app object): each worker process builds its own app from the same settings.
     uvicorn.run(
         "api.main:app",

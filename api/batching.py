@@ -77,7 +77,10 @@ class BatchWorker:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
             raise APIError(
-                503, "overloaded", f"model {self.name!r} has {self.queue.maxsize} images waiting; retry later", headers={"Retry-After": str(self.retry_after_s)}
+                503,
+                "overloaded",
+                f"model {self.name!r} has {self.queue.maxsize} images waiting; retry later",
+                headers={"Retry-After": str(self.retry_after_s)},
             ) from None
         self.on_queue(self.queue.qsize())
         try:

@@ -27,11 +27,18 @@ class Settings(BaseSettings):
     # Models: name -> checkpoint path. Each checkpoint says what it is (detector kind or classifier) and carries its
     # class names and config, so a path is all the service needs.
     models: dict[str, Path] = Field(
-        default_factory=lambda: {"default-detector": Path("weights/default-detector.pt"), "default-classifier": Path("weights/default-classifier.pt")},
+        default_factory=lambda: {
+            "default-detector": Path("weights/default-detector.pt"),
+            "default-classifier": Path("weights/default-classifier.pt"),
+        },
         description="model name -> checkpoint path (detectors and classifiers; the checkpoint says which)",
     )
-    default_detector: str | None = Field(None, description="model /detect uses without ?model= (default: the first detector listed)")
-    default_classifier: str | None = Field(None, description="model /classify uses without ?model= (default: the first classifier listed)")
+    default_detector: str | None = Field(
+        None, description="model /detect uses without ?model= (default: the first detector listed)"
+    )
+    default_classifier: str | None = Field(
+        None, description="model /classify uses without ?model= (default: the first classifier listed)"
+    )
 
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
@@ -42,20 +49,33 @@ class Settings(BaseSettings):
     warmup: bool = Field(True, description="run each model once on a blank image before reporting ready")
 
     # Batching: one inference worker per model groups waiting images.
-    max_batch_size: int = Field(8, ge=1, le=256, description="most images one inference call takes (1 turns batching off)")
-    max_wait_ms: float = Field(10.0, ge=0, le=10_000, description="how long a worker waits for more images before running a batch")
+    max_batch_size: int = Field(
+        8, ge=1, le=256, description="most images one inference call takes (1 turns batching off)"
+    )
+    max_wait_ms: float = Field(
+        10.0, ge=0, le=10_000, description="how long a worker waits for more images before running a batch"
+    )
     queue_size: int = Field(64, ge=1, description="images waiting per model before new requests get 503")
-    request_timeout_s: float = Field(30.0, gt=0, description="a request still waiting for its answer after this gets 504")
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="a request still waiting for its answer after this gets 504"
+    )
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503 when the queue is full")
 
     # Limits on what a client may send.
-    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="largest request body, enforced while it streams in (413)")
-    max_image_pixels: int = Field(40_000_000, ge=1, description="largest width x height decoded (413): decompression-bomb guard")
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="largest request body, enforced while it streams in (413)"
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="largest width x height decoded (413): decompression-bomb guard"
+    )
     allowed_formats: list[str] = Field(
-        default_factory=lambda: ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"], description="image formats accepted, recognised by content (415)"
+        default_factory=lambda: ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"],
+        description="image formats accepted, recognised by content (415)",
     )
 
-    api_key: SecretStr | None = Field(None, description="when set, /detect, /classify and /models need it in the X-API-Key header")
+    api_key: SecretStr | None = Field(
+        None, description="when set, /detect, /classify and /models need it in the X-API-Key header"
+    )
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (empty: CORS off)")
 
     @field_validator("allowed_formats")
@@ -93,7 +113,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{CONFIG_ENV}={path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})") from None
+        raise ValueError(
+            f"{CONFIG_ENV}={path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{CONFIG_ENV}={path}: expected a table/object of settings")
     return data

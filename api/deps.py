@@ -36,7 +36,12 @@ def require_api_key(request: Request, settings: Annotated[Settings, Depends(get_
     expected = settings.api_key.get_secret_value().encode()
     # compare_digest takes the same time wherever the strings differ, so the key cannot be guessed byte by byte.
     if key is None or not hmac.compare_digest(key.encode(), expected):
-        raise APIError(401, "unauthorized", "a valid API key is needed in the X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
+        raise APIError(
+            401,
+            "unauthorized",
+            "a valid API key is needed in the X-API-Key header",
+            headers={"WWW-Authenticate": "X-API-Key"},
+        )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -41,11 +41,22 @@ def _validation_message(exc: RequestValidationError) -> str:
     for err in exc.errors():
         loc = [str(x) for x in err.get("loc", ()) if x not in ("body",)]
         where = ".".join(loc[1:]) if loc and loc[0] in ("query", "header", "path") else ".".join(loc)
-        parts.append(f"{loc[0] if loc else 'request'} field {where!r}: {err.get('msg', 'invalid')}" if where else err.get("msg", "invalid"))
+        parts.append(
+            f"{loc[0] if loc else 'request'} field {where!r}: {err.get('msg', 'invalid')}"
+            if where
+            else err.get("msg", "invalid")
+        )
     return "; ".join(parts) or "invalid request"
 
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -59,12 +70,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail), getattr(exc, "headers", None))
+        return error_response(
+            exc.status_code,
+            _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}"),
+            str(exc.detail),
+            getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # a bug: log it, answer in the same shape
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "the server failed to answer this request; the error is in its log")
+        return error_response(
+            500, "internal_error", "the server failed to answer this request; the error is in its log"
+        )
 
 
 # OpenAPI: the error answers each route can give, all with the one shape.

@@ -61,7 +61,11 @@ def decode_image(data: bytes, *, allowed_formats: list[str], max_pixels: int) ->
     fmt = sniff_format(data)
     if fmt is None or fmt not in allowed_formats:
         what = f"{fmt} images are" if fmt else "this content is"
-        raise APIError(415, "unsupported_media_type", f"{what} not accepted; send one of: {', '.join(allowed_formats)} (recognised by content)")
+        raise APIError(
+            415,
+            "unsupported_media_type",
+            f"{what} not accepted; send one of: {', '.join(allowed_formats)} (recognised by content)",
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -74,7 +78,11 @@ def decode_image(data: bytes, *, allowed_formats: list[str], max_pixels: int) ->
         if width < 1 or height < 1:
             raise APIError(400, "corrupt_image", f"the {fmt} image has no pixels ({width} x {height})")
         if width * height > max_pixels:
-            raise APIError(413, "image_too_large", f"the image is {width} x {height} = {width * height} pixels; the limit is {max_pixels}")
+            raise APIError(
+                413,
+                "image_too_large",
+                f"the image is {width} x {height} = {width * height} pixels; the limit is {max_pixels}",
+            )
         try:
             im.load()
             im = ImageOps.exif_transpose(im)
@@ -83,4 +91,3 @@ def decode_image(data: bytes, *, allowed_formats: list[str], max_pixels: int) ->
             raise APIError(413, "image_too_large", f"the image has too many pixels: {exc}") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
             raise APIError(400, "corrupt_image", f"the {fmt} image is truncated or corrupt: {exc}") from None
-

@@ -15,7 +15,11 @@ class _BodyTooLarge(APIError):
     """Raised from ``receive``; an APIError so that whichever layer catches it first answers 413."""
 
     def __init__(self, max_bytes: int):
-        super().__init__(413, "payload_too_large", f"the request body is over {max_bytes} bytes (counted while streaming); the limit is {max_bytes} bytes")
+        super().__init__(
+            413,
+            "payload_too_large",
+            f"the request body is over {max_bytes} bytes (counted while streaming); the limit is {max_bytes} bytes",
+        )
 
 
 class BodySizeLimitMiddleware:
@@ -23,7 +27,9 @@ class BodySizeLimitMiddleware:
         self.app, self.max_bytes = app, max_bytes
 
     def _refuse(self, size: str) -> object:
-        return error_response(413, "payload_too_large", f"the request body is {size}; the limit is {self.max_bytes} bytes")
+        return error_response(
+            413, "payload_too_large", f"the request body is {size}; the limit is {self.max_bytes} bytes"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

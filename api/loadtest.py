@@ -37,7 +37,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-DEFAULT_MODELS = {"detect": {"default-detector": "weights/default-detector.pt"}, "classify": {"default-classifier": "weights/default-classifier.pt"}}
+DEFAULT_MODELS = {
+    "detect": {"default-detector": "weights/default-detector.pt"},
+    "classify": {"default-classifier": "weights/default-classifier.pt"},
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,7 +54,9 @@ def default_image() -> bytes:
     try:
         from skimage import data
     except ImportError:
-        raise SystemExit("the default image comes from scikit-image (pip install -e '.[dev]'); or send a file with --image PATH") from None
+        raise SystemExit(
+            "the default image comes from scikit-image (pip install -e '.[dev]'); or send a file with --image PATH"
+        ) from None
 
     buf = io.BytesIO()
     Image.fromarray(data.astronaut()).save(buf, format="JPEG", quality=90)
@@ -88,7 +93,9 @@ class Samples:
     elapsed_s: float = 0.0
 
 
-async def drive(url: str, endpoint: str, image: bytes, *, concurrency: int, seconds: float, body: str, timeout_s: float) -> Samples:
+async def drive(
+    url: str, endpoint: str, image: bytes, *, concurrency: int, seconds: float, body: str, timeout_s: float
+) -> Samples:
     """``concurrency`` closed-loop clients for ``seconds``; a request started before the end is waited for."""
     samples = Samples()
     headers = {"X-API-Key": os.environ["DETECTOR_API_API_KEY"]} if os.environ.get("DETECTOR_API_API_KEY") else {}
@@ -132,12 +139,28 @@ def free_port() -> int:
 
 
 @contextmanager
-def start_server(env_settings: dict[str, str], *, ready_timeout_s: float = 300.0) -> Iterator[tuple[str, subprocess.Popen]]:
+def start_server(
+    env_settings: dict[str, str], *, ready_timeout_s: float = 300.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """``python -m api`` on a free loopback port with ``env_settings`` (DETECTOR_API_* variables) on top of this
     process's environment; yields (URL, process) once /readyz answers 200, and stops it with SIGTERM afterwards."""
     port = free_port()
-    cmd = [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    with serve_until_done(cmd, port, env={**os.environ, **env_settings}, ready_timeout_s=ready_timeout_s) as (url, proc):
+    cmd = [
+        sys.executable,
+        "-m",
+        "api",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    with serve_until_done(cmd, port, env={**os.environ, **env_settings}, ready_timeout_s=ready_timeout_s) as (
+        url,
+        proc,
+    ):
         yield url, proc
 
 
@@ -154,14 +177,18 @@ def serve_until_done(
         deadline = time.monotonic() + ready_timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode} before it was ready:\n{Path(log.name).read_text()}")
+                raise RuntimeError(
+                    f"the server exited with {proc.returncode} before it was ready:\n{Path(log.name).read_text()}"
+                )
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the server was not ready within {ready_timeout_s:g} s:\n{Path(log.name).read_text()}")
+                raise RuntimeError(
+                    f"the server was not ready within {ready_timeout_s:g} s:\n{Path(log.name).read_text()}"
+                )
             time.sleep(0.2)
         yield url, proc
     finally:
@@ -205,7 +232,13 @@ def measure(url: str, image: bytes, args: argparse.Namespace, pid: int | None) -
     if ok:
         ms = np.asarray(samples.latencies_s) * 1000
         p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-        latency = {"mean": float(ms.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(ms.max())}
+        latency = {
+            "mean": float(ms.mean()),
+            "p50": float(p50),
+            "p95": float(p95),
+            "p99": float(p99),
+            "max": float(ms.max()),
+        }
     batches = None
     if batches_before is not None and batches_after is not None:
         images, calls = batches_after[0] - batches_before[0], batches_after[1] - batches_before[1]
@@ -218,10 +251,17 @@ def measure(url: str, image: bytes, args: argparse.Namespace, pid: int | None) -
         "elapsed_s": samples.elapsed_s,
         "requests_per_s": ok / samples.elapsed_s,
         "latency_ms": latency,
-        "server_timing_ms": {"queue_mean": float(np.mean(samples.queue_ms)), "inference_mean": float(np.mean(samples.inference_ms))} if ok else None,
+        "server_timing_ms": {
+            "queue_mean": float(np.mean(samples.queue_ms)),
+            "inference_mean": float(np.mean(samples.inference_ms)),
+        }
+        if ok
+        else None,
         "batches": batches,
         "memory_mib": (
-            {"rss_before": memory_before["rss"], "rss_after": memory_after["rss"], "peak": memory_after["peak"]} if pid else None
+            {"rss_before": memory_before["rss"], "rss_after": memory_after["rss"], "peak": memory_after["peak"]}
+            if pid
+            else None
         ),
     }
 
@@ -268,22 +308,66 @@ def format_table(reports: list[dict]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m api.loadtest", description=__doc__.split("\n\n")[0])
     p.add_argument("--endpoint", choices=["detect", "classify"], default="detect", help="(default: %(default)s)")
-    p.add_argument("--concurrency", type=int, default=8, help="clients, each with one request in flight (default: %(default)s)")
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="clients, each with one request in flight (default: %(default)s)"
+    )
     p.add_argument("--duration", type=float, default=20.0, help="measured seconds per run (default: %(default)s)")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring, not counted (default: %(default)s)")
-    p.add_argument("--image", type=Path, default=None, help="image file to send (default: scikit-image's astronaut photograph as a JPEG)")
-    p.add_argument("--body", choices=["multipart", "raw"], default="multipart", help="send the image as the multipart field 'image' or as the raw body (default: %(default)s)")
-    p.add_argument("--max-batch-size", type=int, default=8, help="DETECTOR_API_MAX_BATCH_SIZE of the started server; 1 turns batching off (default: %(default)s)")
-    p.add_argument("--max-wait-ms", type=float, nargs="+", default=[10.0], help="DETECTOR_API_MAX_WAIT_MS; several values: one run each (default: 10)")
-    p.add_argument("--compare-batching", action="store_true", help="run with batching off (max_batch_size=1) first, then on, and print a table")
-    p.add_argument("--models", nargs="+", metavar="NAME=PATH", help="DETECTOR_API_MODELS of the started server (default: weights/default-detector.pt, or weights/default-classifier.pt for classify)")
-    p.add_argument("--device", default=None, help="DETECTOR_API_DEVICE of the started server (default: the server's own, 'auto')")
-    p.add_argument("--timeout", type=float, default=60.0, help="client timeout per request, seconds (default: %(default)s)")
-    p.add_argument("--url", default=None, help="drive this already-running server instead of starting one (no memory figures, one run)")
+    p.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds of load before measuring, not counted (default: %(default)s)"
+    )
+    p.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="image file to send (default: scikit-image's astronaut photograph as a JPEG)",
+    )
+    p.add_argument(
+        "--body",
+        choices=["multipart", "raw"],
+        default="multipart",
+        help="send the image as the multipart field 'image' or as the raw body (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=8,
+        help="DETECTOR_API_MAX_BATCH_SIZE of the started server; 1 turns batching off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        nargs="+",
+        default=[10.0],
+        help="DETECTOR_API_MAX_WAIT_MS; several values: one run each (default: 10)",
+    )
+    p.add_argument(
+        "--compare-batching",
+        action="store_true",
+        help="run with batching off (max_batch_size=1) first, then on, and print a table",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME=PATH",
+        help="DETECTOR_API_MODELS of the started server (default: weights/default-detector.pt, or weights/default-classifier.pt for classify)",
+    )
+    p.add_argument(
+        "--device", default=None, help="DETECTOR_API_DEVICE of the started server (default: the server's own, 'auto')"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=60.0, help="client timeout per request, seconds (default: %(default)s)"
+    )
+    p.add_argument(
+        "--url",
+        default=None,
+        help="drive this already-running server instead of starting one (no memory figures, one run)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the reports here as JSON")
     args = p.parse_args(argv)
     if args.url and (args.compare_batching or args.models or args.device or len(args.max_wait_ms) > 1):
-        p.error("--url drives a server as it is configured: --compare-batching, --models, --device and several --max-wait-ms need a started server")
+        p.error(
+            "--url drives a server as it is configured: --compare-batching, --models, --device and several --max-wait-ms need a started server"
+        )
     if args.compare_batching and args.max_batch_size < 2:
         p.error("--compare-batching needs --max-batch-size >= 2 for the run with batching on")
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0:
@@ -302,7 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"{args.endpoint}: {args.concurrency} clients x {args.duration:g} s (+{args.warmup:g} s warm-up), {len(image)} byte image, "
           f"{environment['cpu_count']} CPUs, load average {environment['loadavg_1m_before']:.2f} before", flush=True)  # fmt: skip
-    common = {"endpoint": args.endpoint, "concurrency": args.concurrency, "duration_s": args.duration, "warmup_s": args.warmup, "body": args.body}
+    common = {
+        "endpoint": args.endpoint,
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "body": args.body,
+    }
     reports = []
     if args.url:
         report = {"label": "--url", "url": args.url, **common, **measure(args.url, image, args, pid=None)}
@@ -310,17 +400,33 @@ def main(argv: list[str] | None = None) -> int:
     else:
         models = parse_models(args.models, args.endpoint)
         for label, max_batch_size, max_wait_ms in batching_runs(args):
-            env = {"DETECTOR_API_MODELS": json.dumps(models), "DETECTOR_API_MAX_BATCH_SIZE": str(max_batch_size), "DETECTOR_API_MAX_WAIT_MS": str(max_wait_ms)}
+            env = {
+                "DETECTOR_API_MODELS": json.dumps(models),
+                "DETECTOR_API_MAX_BATCH_SIZE": str(max_batch_size),
+                "DETECTOR_API_MAX_WAIT_MS": str(max_wait_ms),
+            }
             if args.device:
                 env["DETECTOR_API_DEVICE"] = args.device
-            print(f"{label}: starting the server (max_batch_size={max_batch_size}, max_wait_ms={max_wait_ms:g}) ...", flush=True)
+            print(
+                f"{label}: starting the server (max_batch_size={max_batch_size}, max_wait_ms={max_wait_ms:g}) ...",
+                flush=True,
+            )
             try:
                 with start_server(env) as (url, proc):
                     result = measure(url, image, args, pid=proc.pid)
             except RuntimeError as exc:
                 print(f"python -m api.loadtest: {exc}", file=sys.stderr)
                 return 1
-            reports.append({"label": label, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "models": models, **common, **result})
+            reports.append(
+                {
+                    "label": label,
+                    "max_batch_size": max_batch_size,
+                    "max_wait_ms": max_wait_ms,
+                    "models": models,
+                    **common,
+                    **result,
+                }
+            )
     print(format_table(reports))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost last: the size limit wraps everything, metrics count even refused requests.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
@@ -89,7 +91,11 @@ def _document_api_key(app: FastAPI) -> None:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = plain_openapi()
-            schema.setdefault("components", {}).setdefault("securitySchemes", {})["APIKey"] = {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["APIKey"] = {
+                "type": "apiKey",
+                "in": "header",
+                "name": API_KEY_HEADER,
+            }
             for path in PROTECTED:
                 for operation in schema["paths"].get(path, {}).values():
                     operation["security"] = [{"APIKey": []}]

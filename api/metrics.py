@@ -19,13 +19,38 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("detector_requests_total", "HTTP requests answered, by route and status", ["endpoint", "method", "status"], registry=r)
-        self.latency = Histogram("detector_request_latency_seconds", "time to answer a request, by route", ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.queue_depth = Gauge("detector_queue_depth", "images waiting for a model's inference worker", ["model"], registry=r)
-        self.batch_size = Histogram("detector_batch_size", "images per inference call", ["model"], buckets=_BATCH_BUCKETS, registry=r)
-        self.inference = Histogram("detector_inference_seconds", "model time per inference call (one batch)", ["model"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.gpu_memory = Gauge("detector_gpu_memory_allocated_bytes", "CUDA memory allocated by the process", ["device"], registry=r)
-        self.gpu_memory_peak = Gauge("detector_gpu_memory_peak_bytes", "peak CUDA memory allocated by the process", ["device"], registry=r)
+        self.requests = Counter(
+            "detector_requests_total",
+            "HTTP requests answered, by route and status",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "detector_request_latency_seconds",
+            "time to answer a request, by route",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "detector_queue_depth", "images waiting for a model's inference worker", ["model"], registry=r
+        )
+        self.batch_size = Histogram(
+            "detector_batch_size", "images per inference call", ["model"], buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.inference = Histogram(
+            "detector_inference_seconds",
+            "model time per inference call (one batch)",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.gpu_memory = Gauge(
+            "detector_gpu_memory_allocated_bytes", "CUDA memory allocated by the process", ["device"], registry=r
+        )
+        self.gpu_memory_peak = Gauge(
+            "detector_gpu_memory_peak_bytes", "peak CUDA memory allocated by the process", ["device"], registry=r
+        )
 
     def render(self) -> bytes:
         if torch.cuda.is_available():

@@ -113,14 +113,20 @@ class ServedModel:
             if self.task == "detect":
                 images = [x.to(self.device, non_blocking=True) for x in items]
                 outputs = detect_flip_tta(self.model, images) if key == "flip" else self.model(images)
-                return [{k: (v.float() if v.is_floating_point() else v).cpu() for k, v in out.items()} for out in outputs]
+                return [
+                    {k: (v.float() if v.is_floating_point() else v).cpu() for k, v in out.items()} for out in outputs
+                ]
             if key == "none":
                 batch = torch.stack(items).to(self.device, non_blocking=True)
                 return list(self.model(batch).float().softmax(dim=1).cpu())
             size = self.input_size
             sizes = tta_sizes(size)
             return [
-                classify_tta(self.model, x.to(self.device), str(key), resize=sizes["resize"], crop=size, scales=sizes["scales"]).float().cpu()
+                classify_tta(
+                    self.model, x.to(self.device), str(key), resize=sizes["resize"], crop=size, scales=sizes["scales"]
+                )
+                .float()
+                .cpu()
                 for x in items
             ]
 
@@ -152,14 +158,18 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def load_served_model(name: str, path: Path, device: torch.device, precision: str, precision_reason: str = "asked for") -> ServedModel:
+def load_served_model(
+    name: str, path: Path, device: torch.device, precision: str, precision_reason: str = "asked for"
+) -> ServedModel:
     """Rebuild a detector or classifier from its checkpoint alone; errors name the file and the fix."""
     if not path.is_file():
         hint = {
             "default-detector.pt": " (make default-detector trains it)",
             "default-classifier.pt": " (make default-classifier trains it)",
         }.get(path.name, "")
-        raise ModelLoadError(f"model {name!r}: checkpoint {path} does not exist{hint}; set DETECTOR_API_MODELS to serve other files")
+        raise ModelLoadError(
+            f"model {name!r}: checkpoint {path} does not exist{hint}; set DETECTOR_API_MODELS to serve other files"
+        )
     try:
         ckpt = checkpoint.load(path)  # read once; its "kind" says which rebuild applies
         kind = ckpt.get("kind")
@@ -174,7 +184,18 @@ def load_served_model(name: str, path: Path, device: torch.device, precision: st
             raise ModelLoadError(f"model {name!r}: {path} holds a {kind!r} model, which the service cannot serve")
     except checkpoint.CheckpointError as exc:
         raise ModelLoadError(f"model {name!r}: {exc}") from None
-    served = ServedModel(name, task, kind, model, tuple(model.class_names), device, precision, path, meta, precision_reason=precision_reason)
+    served = ServedModel(
+        name,
+        task,
+        kind,
+        model,
+        tuple(model.class_names),
+        device,
+        precision,
+        path,
+        meta,
+        precision_reason=precision_reason,
+    )
     if task == "classify":
         preset = (meta.get("train_config") or {}).get("augment", "none")
         served.transforms = {"none": classification_transform(preset, train=False, size=served.input_size)}
@@ -191,7 +212,10 @@ class ModelRegistry:
         self.metrics = metrics
         self.models: dict[str, ServedModel] = {}
         self.ready = False
-        self.defaults: dict[str, str | None] = {"detect": settings.default_detector, "classify": settings.default_classifier}
+        self.defaults: dict[str, str | None] = {
+            "detect": settings.default_detector,
+            "classify": settings.default_classifier,
+        }
 
     def load_all(self) -> None:
         device = resolve_device(self.settings.device)
@@ -202,11 +226,22 @@ class ModelRegistry:
             if self.settings.warmup:
                 served.warm_up()
             self.models[name] = served
-            log.info("loaded %s (%s %s, %d classes) from %s on %s/%s", name, served.task, served.kind, len(served.class_names), path, device, chosen.name)
+            log.info(
+                "loaded %s (%s %s, %d classes) from %s on %s/%s",
+                name,
+                served.task,
+                served.kind,
+                len(served.class_names),
+                path,
+                device,
+                chosen.name,
+            )
         for task in ("detect", "classify"):
             name = self.defaults[task]
             if name is not None and self.models[name].task != task:
-                raise ModelLoadError(f"default {'detector' if task == 'detect' else 'classifier'} {name!r} is a {self.models[name].task} model")
+                raise ModelLoadError(
+                    f"default {'detector' if task == 'detect' else 'classifier'} {name!r} is a {self.models[name].task} model"
+                )
             if name is None:
                 self.defaults[task] = next((n for n, m in self.models.items() if m.task == task), None)
 
@@ -221,7 +256,10 @@ class ModelRegistry:
                 max_wait_s=s.max_wait_ms / 1000,
                 queue_size=s.queue_size,
                 retry_after_s=s.retry_after_s,
-                on_batch=lambda size, seconds, n=name: (self.metrics.batch_size.labels(n).observe(size), self.metrics.inference.labels(n).observe(seconds)),
+                on_batch=lambda size, seconds, n=name: (
+                    self.metrics.batch_size.labels(n).observe(size),
+                    self.metrics.inference.labels(n).observe(seconds),
+                ),
                 on_queue=lambda depth, n=name: self.metrics.queue_depth.labels(n).set(depth),
             )
             served.worker.start()
@@ -233,12 +271,23 @@ class ModelRegistry:
 
     def get(self, task: Task, name: str | None) -> ServedModel:
         if not self.ready:
-            raise APIError(503, "not_ready", "models are still loading; retry shortly", headers={"Retry-After": str(self.settings.retry_after_s)})
+            raise APIError(
+                503,
+                "not_ready",
+                "models are still loading; retry shortly",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            )
         wanted = name or self.defaults[task]
         available = sorted(n for n, m in self.models.items() if m.task == task)
         if wanted is None:
-            raise APIError(404, "unknown_model", f"no {'detection' if task == 'detect' else 'classification'} model is configured")
+            raise APIError(
+                404, "unknown_model", f"no {'detection' if task == 'detect' else 'classification'} model is configured"
+            )
         served = self.models.get(wanted)
         if served is None or served.task != task:
-            raise APIError(404, "unknown_model", f"no {'detection' if task == 'detect' else 'classification'} model named {wanted!r}; available: {', '.join(available) or 'none'}")
+            raise APIError(
+                404,
+                "unknown_model",
+                f"no {'detection' if task == 'detect' else 'classification'} model named {wanted!r}; available: {', '.join(available) or 'none'}",
+            )
         return served

@@ -88,11 +88,17 @@ class ModelInfo(BaseModel):
     backbone: str | None
     device: str
     precision: str
-    precision_reason: str = Field(description="why this precision: 'asked for', or what DETECTOR_API_PRECISION=auto saw (GPU bf16, CPU AMX)")
+    precision_reason: str = Field(
+        description="why this precision: 'asked for', or what DETECTOR_API_PRECISION=auto saw (GPU bf16, CPU AMX)"
+    )
     checkpoint: str
     default: bool
-    display_score_threshold: float | None = Field(None, description="detectors: the score_threshold /detect uses when none is given")
-    metrics: dict[str, Any] = Field(description="what the checkpoint recorded about itself (e.g. validation mAP or top-1)")
+    display_score_threshold: float | None = Field(
+        None, description="detectors: the score_threshold /detect uses when none is given"
+    )
+    metrics: dict[str, Any] = Field(
+        description="what the checkpoint recorded about itself (e.g. validation mAP or top-1)"
+    )
 
 
 class ModelList(BaseModel):

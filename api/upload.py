@@ -19,7 +19,13 @@ REQUEST_BODY = {
                 "schema": {
                     "type": "object",
                     "required": [FIELD],
-                    "properties": {FIELD: {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP, BMP, GIF or TIFF"}},
+                    "properties": {
+                        FIELD: {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "JPEG, PNG, WebP, BMP, GIF or TIFF",
+                        }
+                    },
                 }
             },
             "image/*": {"schema": {"type": "string", "format": "binary"}},
@@ -40,9 +46,15 @@ async def read_image_bytes(request: Request) -> bytes:
             value = form.get(FIELD)
             if value is None:
                 got = ", ".join(repr(k) for k in form.keys()) or "none"
-                raise APIError(422, "missing_field", f"the multipart field {FIELD!r} is missing (fields sent: {got}); send the image as field {FIELD!r}")
+                raise APIError(
+                    422,
+                    "missing_field",
+                    f"the multipart field {FIELD!r} is missing (fields sent: {got}); send the image as field {FIELD!r}",
+                )
             if not isinstance(value, UploadFile):
-                raise APIError(422, "invalid_field", f"the multipart field {FIELD!r} must be a file upload, not a text value")
+                raise APIError(
+                    422, "invalid_field", f"the multipart field {FIELD!r} must be a file upload, not a text value"
+                )
             data = await value.read()
         finally:
             await form.close()
@@ -51,5 +63,9 @@ async def read_image_bytes(request: Request) -> bytes:
         return data
     data = await request.body()
     if not data:
-        raise APIError(422, "missing_field", f"no image: send it as the multipart field {FIELD!r} or as the raw body with Content-Type image/*")
+        raise APIError(
+            422,
+            "missing_field",
+            f"no image: send it as the multipart field {FIELD!r} or as the raw body with Content-Type image/*",
+        )
     return data

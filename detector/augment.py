@@ -172,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m detector.augment", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--preset", required=True, choices=PRESETS, help="augmentation preset")
-    p.add_argument("--data", required=True, type=Path, help="dataset root (VOC format, or ROOT/<split>/<class>/ images)")
+    p.add_argument(
+        "--data", required=True, type=Path, help="dataset root (VOC format, or ROOT/<split>/<class>/ images)"
+    )
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
     p.add_argument("--task", choices=("detect", "classify"), default="detect", help="which pipeline to show")
     p.add_argument("--split", default="train", help="dataset split")
@@ -191,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.task == "detect":
             rows = list(detection_rows(args.data, args.split, args.preset, args.n, args.views, args.seed))
         else:
-            rows = list(classification_rows(args.data, args.split, args.preset, args.n, args.views, args.seed, args.size))
+            rows = list(
+                classification_rows(args.data, args.split, args.preset, args.n, args.views, args.seed, args.size)
+            )
     except (DataError, AnnotationError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,11 @@ from detector.precision import PRECISIONS, check_precision, precision_autocast
 
 NUM_CLASSES = 20  # VOC
 MODELS = ("ours", "torchvision", "ours_roi_pool")
-LABELS = {"ours": "ours (roi_align)", "torchvision": "torchvision (roi_align)", "ours_roi_pool": "ours (roi_pool, default)"}
+LABELS = {
+    "ours": "ours (roi_align)",
+    "torchvision": "torchvision (roi_align)",
+    "ours_roi_pool": "ours (roi_pool, default)",
+}
 
 
 @dataclass
@@ -89,7 +93,9 @@ class Settings:
 
 # --- models -------------------------------------------------------------------------------------------
 def model_config(backbone: str, pooler: str = "roi_pool", min_size: int | None = None) -> FasterRCNNConfig:
-    cfg = tiny_config(NUM_CLASSES) if backbone == "tiny" else FasterRCNNConfig(backbone=backbone, num_classes=NUM_CLASSES)
+    cfg = (
+        tiny_config(NUM_CLASSES) if backbone == "tiny" else FasterRCNNConfig(backbone=backbone, num_classes=NUM_CLASSES)
+    )
     cfg.roi_heads.pooler = pooler
     if min_size is not None:
         cfg.min_size = (min_size,)
@@ -126,8 +132,12 @@ class AlignedRoIAlign(MultiScaleRoIAlign):
         super().__init__(["0"], output_size=pool_size, sampling_ratio=2)
         self.spatial_scale = spatial_scale
 
-    def forward(self, features: dict[str, Tensor], proposals: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
-        return roi_align(features["0"], proposals, self.output_size, spatial_scale=self.spatial_scale, sampling_ratio=2, aligned=True)
+    def forward(
+        self, features: dict[str, Tensor], proposals: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> Tensor:
+        return roi_align(
+            features["0"], proposals, self.output_size, spatial_scale=self.spatial_scale, sampling_ratio=2, aligned=True
+        )
 
 
 def build_torchvision(backbone: str, seed: int, min_size: int | None = None) -> TorchvisionFasterRCNN:
@@ -152,7 +162,9 @@ def build_torchvision(backbone: str, seed: int, min_size: int | None = None) -> 
         max_size=cfg.max_size,
         image_mean=list(IMAGENET_MEAN),
         image_std=list(IMAGENET_STD),
-        rpn_anchor_generator=TorchvisionAnchorGenerator(sizes=(tuple(int(s) for s in rpn.anchor_sizes),), aspect_ratios=(rpn.aspect_ratios,)),
+        rpn_anchor_generator=TorchvisionAnchorGenerator(
+            sizes=(tuple(int(s) for s in rpn.anchor_sizes),), aspect_ratios=(rpn.aspect_ratios,)
+        ),
         rpn_head=TorchvisionRPNHead(rpn_head),
         rpn_pre_nms_top_n_train=rpn.pre_nms_top_n_train,
         rpn_pre_nms_top_n_test=rpn.pre_nms_top_n_test,
@@ -305,7 +317,13 @@ def measure(name: str, settings: Settings, track_memory: bool) -> dict:
     peak = None
     if track_memory:
         peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb()) - baseline
-    return {"seconds": statistics.median(times), "times": times, "peak_mb": peak, "detections_first_image": detections, "first_loss": first_loss}
+    return {
+        "seconds": statistics.median(times),
+        "times": times,
+        "peak_mb": peak,
+        "detections_first_image": detections,
+        "first_loss": first_loss,
+    }
 
 
 def build_timed_model(name: str, settings: Settings, device: torch.device) -> nn.Module:
@@ -332,11 +350,24 @@ def measure_interleaved(settings: Settings) -> dict[str, dict]:
             with torch.inference_mode(), _autocast(settings, device):
                 detections = len(model([images[0]])[0]["boxes"])
             models[name] = model
-            runs[name] = {"seconds": None, "times": [], "peak_mb": None, "detections_first_image": detections, "first_loss": None}
+            runs[name] = {
+                "seconds": None,
+                "times": [],
+                "peak_mb": None,
+                "detections_first_image": detections,
+                "first_loss": None,
+            }
         except RuntimeError as e:
             if name in ("ours", "torchvision"):
                 raise
-            runs[name] = {"seconds": None, "times": [], "peak_mb": None, "detections_first_image": None, "first_loss": None, "error": str(e).strip().splitlines()[-1]}
+            runs[name] = {
+                "seconds": None,
+                "times": [],
+                "peak_mb": None,
+                "detections_first_image": None,
+                "first_loss": None,
+                "error": str(e).strip().splitlines()[-1],
+            }
     with torch.inference_mode():
         for i in range(settings.warmup + len(batches)):
             for name, model in models.items():
@@ -372,13 +403,22 @@ def run_benchmark(settings: Settings) -> dict:
         runs = measure_interleaved(settings)
     for name in MODELS if not runs else ():
         try:
-            runs[name] = _measure_in_fresh_process(name, settings) if fresh_process else measure(name, settings, settings.memory)
+            runs[name] = (
+                _measure_in_fresh_process(name, settings) if fresh_process else measure(name, settings, settings.memory)
+            )
         except RuntimeError as e:
             if name in ("ours", "torchvision"):
                 raise
             # The extra line must not sink the comparison (e.g. torchvision's CPU roi_pool has no bf16 kernel).
             error = str(e).strip().splitlines()[-1]
-            runs[name] = {"seconds": None, "times": [], "peak_mb": None, "detections_first_image": None, "first_loss": None, "error": error}
+            runs[name] = {
+                "seconds": None,
+                "times": [],
+                "peak_mb": None,
+                "detections_first_image": None,
+                "first_loss": None,
+                "error": error,
+            }
         gc.collect()
     unit = "s_per_img" if settings.mode == "inference" else "s_per_step"
     cfg = model_config(settings.backbone, min_size=settings.min_size)
@@ -429,7 +469,13 @@ def check_settings(settings: Settings) -> None:
 
 
 def _cpu_line(report: dict) -> str:
-    cpu = CPUInfo(report["cpu"], report["cpu_capability"], report["cpu_amx"], report["cpu_avx512_bf16"], report["onednn_max_cpu_isa"])
+    cpu = CPUInfo(
+        report["cpu"],
+        report["cpu_capability"],
+        report["cpu_amx"],
+        report["cpu_avx512_bf16"],
+        report["onednn_max_cpu_isa"],
+    )
     return cpu.line()
 
 
@@ -445,7 +491,8 @@ def format_report(report: dict) -> str:
         + ("batch 1 (one image per step)" if train else f"batch {report['batch']}")
         + f", {report['warmup']} warm-up, median over the rest",
         "",
-        f"{'model':<26} {('s/step' if train else 's/img'):>9} {'peak MB':>9} {'dets img0':>10}" + ("  first loss" if train else ""),
+        f"{'model':<26} {('s/step' if train else 's/img'):>9} {'peak MB':>9} {'dets img0':>10}"
+        + ("  first loss" if train else ""),
     ]
     for name in MODELS:
         r = report["runs"][name]
@@ -460,7 +507,9 @@ def format_report(report: dict) -> str:
         ratio += f", peak memory {report['memory_ratio']:.3f}"
     lines += ["", ratio]
     if report[f"ours_roi_pool_{unit}"] is not None:
-        lines.append(f"ours (roi_pool) / torchvision: time {report[f'ours_roi_pool_{unit}'] / report[f'torchvision_{unit}']:.3f}")
+        lines.append(
+            f"ours (roi_pool) / torchvision: time {report[f'ours_roi_pool_{unit}'] / report[f'torchvision_{unit}']:.3f}"
+        )
     lines += [
         f"peak memory: {report['memory_method']}",
         "detections: counts on the first image with random weights (models differ in details; not expected to match)",
@@ -480,12 +529,18 @@ def compare_detections(a: list[dict[str, Tensor]], b: list[dict[str, Tensor]]) -
     return {
         "detections": [len(x["labels"]) for x in a],
         "same_labels_in_order": same,
-        "max_box_diff_px": max((_max_diff(x["boxes"], y["boxes"]) for x, y in zip(a, b)), default=0.0) if same else None,
-        "max_score_diff": max((_max_diff(x["scores"], y["scores"]) for x, y in zip(a, b)), default=0.0) if same else None,
+        "max_box_diff_px": max((_max_diff(x["boxes"], y["boxes"]) for x, y in zip(a, b)), default=0.0)
+        if same
+        else None,
+        "max_score_diff": max((_max_diff(x["scores"], y["scores"]) for x, y in zip(a, b)), default=0.0)
+        if same
+        else None,
     }
 
 
-def match_detections(reference: list[dict[str, Tensor]], other: list[dict[str, Tensor]], *, min_score: float = 0.0, iou: float = 0.5) -> dict:
+def match_detections(
+    reference: list[dict[str, Tensor]], other: list[dict[str, Tensor]], *, min_score: float = 0.0, iou: float = 0.5
+) -> dict:
     """Low precision against fp32, where the order and the detections near the score threshold may change:
     each reference detection (score >= ``min_score``) is matched to the same-label detection of ``other``
     with the highest IoU (>= ``iou``). Returns the matched fraction and, over matches, the largest
@@ -505,7 +560,12 @@ def match_detections(reference: list[dict[str, Tensor]], other: list[dict[str, T
                 matched += 1
                 box_diff = max(box_diff, _max_diff(box, oth["boxes"][same][j]))
                 score_diff = max(score_diff, abs(float(score) - float(oth["scores"][same][j])))
-    return {"reference_detections": total, "matched_fraction": matched / total if total else 1.0, "max_box_diff_px": box_diff, "max_score_diff": score_diff}
+    return {
+        "reference_detections": total,
+        "matched_fraction": matched / total if total else 1.0,
+        "max_box_diff_px": box_diff,
+        "max_score_diff": score_diff,
+    }
 
 
 def answer_check(settings: Settings, low_precisions: list[str]) -> dict:
@@ -529,7 +589,9 @@ def answer_check(settings: Settings, low_precisions: list[str]) -> dict:
     with torch.inference_mode():
         batch, _ = ours.transform(images)
         tv_batch, _ = tv.transform(images)
-        result["transform_equal"] = batch.image_sizes == tv_batch.image_sizes and torch.equal(batch.tensors, tv_batch.tensors)
+        result["transform_equal"] = batch.image_sizes == tv_batch.image_sizes and torch.equal(
+            batch.tensors, tv_batch.tensors
+        )
         features = ours.backbone(batch.tensors)
         result["features_max_diff"] = _max_diff(features, tv.backbone(tv_batch.tensors))
         scales = [h / im.shape[-2] for (h, _), im in zip(batch.image_sizes, images)]
@@ -580,30 +642,63 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="mode", required=True)
-    modes = (("inference", "time per image under torch.inference_mode"), ("train", "time per training step: forward, backward, SGD step, one image"))
+    modes = (
+        ("inference", "time per image under torch.inference_mode"),
+        ("train", "time per training step: forward, backward, SGD step, one image"),
+    )
     for mode, help_text in modes:
-        p = sub.add_parser(mode, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        p.add_argument("--backbone", choices=BACKBONES, default="vgg16", help="trunk and RoI head shared by both models")
+        p = sub.add_parser(
+            mode, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
         p.add_argument(
-            "--precision", choices=PRECISIONS, nargs="+", default=["fp32"],
+            "--backbone", choices=BACKBONES, default="vgg16", help="trunk and RoI head shared by both models"
+        )
+        p.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            nargs="+",
+            default=["fp32"],
             help="one or more; bf16: autocast (CPU or CUDA); fp16: autocast, CUDA only. With several, each is also compared with torchvision in fp32",
         )
-        p.add_argument("--images", type=int, default=5, help="number of fixed random images; each is timed once after the warm-up")
-        p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(375, 500), help="image height and width")
+        p.add_argument(
+            "--images", type=int, default=5, help="number of fixed random images; each is timed once after the warm-up"
+        )
+        p.add_argument(
+            "--size", type=int, nargs=2, metavar=("H", "W"), default=(375, 500), help="image height and width"
+        )
         if mode == "inference":
-            p.add_argument("--batch", type=int, nargs="+", default=[1], help="images per forward, one or more (e.g. 1 8); time is reported per image")
             p.add_argument(
-                "--prepare", action=argparse.BooleanOptionalAction, default=True,
+                "--batch",
+                type=int,
+                nargs="+",
+                default=[1],
+                help="images per forward, one or more (e.g. 1 8); time is reported per image",
+            )
+            p.add_argument(
+                "--prepare",
+                action=argparse.BooleanOptionalAction,
+                default=True,
                 help="run ours through prepare_for_inference (channels-last; bf16/fp16 weights and folded batch norm)",
             )
-            p.add_argument("--check", action="store_true", help="first run the answer-equality check (ours vs torchvision on the same proposals; prepared vs not)")
+            p.add_argument(
+                "--check",
+                action="store_true",
+                help="first run the answer-equality check (ours vs torchvision on the same proposals; prepared vs not)",
+            )
         p.add_argument("--warmup", type=int, default=1, help="untimed iterations before the timed ones")
         p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
         p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads; None keeps torch's choice")
-        p.add_argument("--min-size", type=int, default=None, help="shorter side both models resize to; None keeps the config's (600; tiny 288)")
+        p.add_argument(
+            "--min-size",
+            type=int,
+            default=None,
+            help="shorter side both models resize to; None keeps the config's (600; tiny 288)",
+        )
         p.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and sampling")
         p.add_argument(
-            "--memory", action=argparse.BooleanOptionalAction, default=True,
+            "--memory",
+            action=argparse.BooleanOptionalAction,
+            default=True,
             help="measure peak memory (CPU: a fresh process per model); --no-memory times the models interleaved in one process",
         )
         p.add_argument("--json", type=Path, default=None, help="write the figures and settings as JSON to this file")
@@ -627,7 +722,9 @@ def summary(reports: list[dict]) -> str:
     for r in reports:
         ref = tv_fp32.get(r["batch"])
         vs_fp32 = f"{r[f'ours_{unit}'] / ref:12.3f}" if ref else f"{'-':>12}"
-        lines.append(f"{r['precision']:<9} {r['batch']:>5} {r[f'ours_{unit}']:8.4f} {r[f'torchvision_{unit}']:11.4f} {r['ratio']:8.3f} {vs_fp32}")
+        lines.append(
+            f"{r['precision']:<9} {r['batch']:>5} {r[f'ours_{unit}']:8.4f} {r[f'torchvision_{unit}']:11.4f} {r['ratio']:8.3f} {vs_fp32}"
+        )
     return "\n".join(lines)
 
 

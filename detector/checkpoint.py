@@ -12,7 +12,7 @@ import os
 import platform
 import random
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,12 @@ def versions() -> dict[str, str]:
     import detector
 
     # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses.
-    return {"detector": detector.__version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__), "python": platform.python_version()}
+    return {
+        "detector": detector.__version__,
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "python": platform.python_version(),
+    }
 
 
 def rng_state() -> dict[str, Any]:
@@ -59,7 +64,13 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
     """Writes ``payload`` (plus format, versions and a timestamp) atomically to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), "created": datetime.now(timezone.utc).isoformat(), **payload}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": versions(),
+        "created": datetime.now(UTC).isoformat(),
+        **payload,
+    }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -82,16 +93,28 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     except Exception as exc:
         raise CheckpointError(f"could not read checkpoint {path}: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a detector checkpoint (no '{FORMAT}' format marker); for ImageNet backbone weights use --pretrained")
+        raise CheckpointError(
+            f"{path} is not a detector checkpoint (no '{FORMAT}' format marker); for ImageNet backbone weights use --pretrained"
+        )
     return ckpt
 
 
-def model_payload(model: nn.Module, *, kind: str, config: dict, class_names: list[str] | tuple[str, ...], **extra: Any) -> dict[str, Any]:
+def model_payload(
+    model: nn.Module, *, kind: str, config: dict, class_names: list[str] | tuple[str, ...], **extra: Any
+) -> dict[str, Any]:
     """The part of a checkpoint that rebuilds the model alone: what the service and ``predict`` read."""
-    return {"kind": kind, "model_config": config, "class_names": list(class_names), "model": model.state_dict(), **extra}
+    return {
+        "kind": kind,
+        "model_config": config,
+        "class_names": list(class_names),
+        "model": model.state_dict(),
+        **extra,
+    }
 
 
-def training_state(optimizer, schedule, scaler, *, epoch: int, step_in_epoch: int, iteration: int, **extra: Any) -> dict[str, Any]:
+def training_state(
+    optimizer, schedule, scaler, *, epoch: int, step_in_epoch: int, iteration: int, **extra: Any
+) -> dict[str, Any]:
     """The part of a checkpoint that ``--resume`` needs beyond the model: optimizer, schedule, AMP scaler,
     position (0-based epoch, batches done in it, total iterations), RNG states, plus trainer-specific ``extra``."""
     return {
@@ -110,7 +133,9 @@ def export(src: str | Path, dst: str | Path, *, half: bool = False) -> Path:
     """Copies a training checkpoint without its resume state (optimizer and friends): a smaller file to serve
     or ship. ``half`` stores floating-point weights in fp16 (loaded back as fp32)."""
     ckpt = load(src)
-    keep = {k: ckpt[k] for k in ("kind", "model_config", "class_names", "model", "train_config", "metrics") if k in ckpt}
+    keep = {
+        k: ckpt[k] for k in ("kind", "model_config", "class_names", "model", "train_config", "metrics") if k in ckpt
+    }
     if half:
         keep["model"] = _half_state_dict(keep["model"])
     return save(dst, keep)

@@ -72,7 +72,11 @@ def setup(device: torch.device) -> Context:
         return Context(device=device)
     if not dist.is_available():
         raise SystemExit("error: this PyTorch build has no torch.distributed; run a single process instead of torchrun")
-    rank, world, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world, local_rank = (
+        int(os.environ["RANK"]),
+        int(os.environ["WORLD_SIZE"]),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise SystemExit(
@@ -149,8 +153,14 @@ def wrap(ctx: Context, model: nn.Module) -> nn.Module:
     import inspect
 
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters else "broadcast_buffers"
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=False, **{no_sync: False})
+    no_sync = (
+        "forward_sync_buffers"
+        if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters
+        else "broadcast_buffers"
+    )
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=device_ids, find_unused_parameters=False, **{no_sync: False}
+    )
 
 
 def seed_rank(seed: int, rank: int) -> None:
@@ -190,11 +200,23 @@ class DistributedGroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
     ``drop_last=True`` incomplete global batches are dropped instead.
     """
 
-    def __init__(self, groups: Sequence[int], batch_size: int, *, rank: int, world: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+    def __init__(
+        self,
+        groups: Sequence[int],
+        batch_size: int,
+        *,
+        rank: int,
+        world: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ):
         if not 0 <= rank < world:
             raise ValueError(f"rank {rank} outside a world of {world}")
         self.rank, self.world, self.batch_size = rank, world, batch_size
-        self.global_sampler = GroupedBatchSampler(groups, batch_size * world, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.global_sampler = GroupedBatchSampler(
+            groups, batch_size * world, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """As :meth:`GroupedBatchSampler.set_epoch`; ``start_batch`` counts global batches (= steps)."""
@@ -242,7 +264,9 @@ def evaluate(ctx: Context, model: nn.Module, dataset, **kwargs):
     outcome = None
     if ctx.is_main:
         everything = [d for part in gathered for d in part]
-        result = evaluate_detections(everything, ground_truth_from_dataset(dataset), dataset.classes, iou_threshold=iou, metric=metric)
+        result = evaluate_detections(
+            everything, ground_truth_from_dataset(dataset), dataset.classes, iou_threshold=iou, metric=metric
+        )
         outcome = (result, (time.perf_counter() - start) / max(len(dataset), 1))
     return broadcast_object(ctx, outcome)
 
@@ -250,5 +274,8 @@ def evaluate(ctx: Context, model: nn.Module, dataset, **kwargs):
 def refuse(task: str) -> None:
     """A clear exit for trainers without distributed support when started by torchrun."""
     if launched_by_torchrun():
-        print(f"error: --task {task} has no distributed training; run it as one process (python -m detector.train ...), not under torchrun", file=sys.stderr)
+        print(
+            f"error: --task {task} has no distributed training; run it as one process (python -m detector.train ...), not under torchrun",
+            file=sys.stderr,
+        )
         raise SystemExit(2)

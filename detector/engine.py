@@ -41,7 +41,10 @@ def stoppable(batches: Iterable, limit: int, stop) -> Iterable:
 def to_device(images: list[Tensor], targets: list[dict], device: torch.device) -> tuple[list[Tensor], list[dict]]:
     non_blocking = device.type == "cuda"
     images = [img.to(device, non_blocking=non_blocking) for img in images]
-    targets = [{k: v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets]
+    targets = [
+        {k: v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v for k, v in t.items()}
+        for t in targets
+    ]
     return images, targets
 
 
@@ -51,7 +54,12 @@ def autocast(device: torch.device, amp: bool):
 
 
 def backward_step(
-    loss: Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, *, scaler: torch.amp.GradScaler | None = None, max_grad_norm: float | None = None
+    loss: Tensor,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+    max_grad_norm: float | None = None,
 ) -> None:
     """Zero the gradients, back-propagate ``loss`` (scaled when ``scaler``), clip the gradient norm, step."""
     optimizer.zero_grad(set_to_none=True)
@@ -98,14 +106,22 @@ def train_steps(
         values = {k: float(v.detach()) for k, v in losses.items()}
         finite = math.isfinite(float(loss.detach()))
         # any_rank is a collective: every rank must call it at every step, whatever its own loss.
-        if (any_rank(not finite) if any_rank is not None else not finite):
+        if any_rank(not finite) if any_rank is not None else not finite:
             bad = ", ".join(f"{k}={v}" for k, v in values.items()) if not finite else "in another process"
             raise NonFiniteLossError(f"loss is not finite ({bad})")
         backward_step(loss, model, optimizer, scaler=scaler, max_grad_norm=max_grad_norm)
         lr = optimizer.param_groups[0]["lr"]
         schedule.step()
         if on_step is not None:
-            on_step({"loss": float(loss.detach()), **values, "lr": lr, "images": len(images), "image_ids": [t.get("image_id") for t in targets]})
+            on_step(
+                {
+                    "loss": float(loss.detach()),
+                    **values,
+                    "lr": lr,
+                    "images": len(images),
+                    "image_ids": [t.get("image_id") for t in targets],
+                }
+            )
 
 
 @torch.inference_mode()
@@ -129,7 +145,9 @@ def predict_dataset(
     check_precision(precision, device)
     from detector.data.transforms import collate
 
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate
+    )
     model.eval()
     detections: list[Detection] = []
     for images, targets in tqdm(loader, desc="eval", disable=not progress, leave=False, unit="batch"):
@@ -138,8 +156,14 @@ def predict_dataset(
         with precision_autocast(device, precision):
             outputs = model([img.to(device) for img in images], **extra)
         for out, target in zip(outputs, targets):
-            boxes, labels, scores = out["boxes"].float().cpu().tolist(), out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()
-            detections.extend(Detection(target["image_id"], int(lbl), float(s), b) for b, lbl, s in zip(boxes, labels, scores))
+            boxes, labels, scores = (
+                out["boxes"].float().cpu().tolist(),
+                out["labels"].cpu().tolist(),
+                out["scores"].float().cpu().tolist(),
+            )
+            detections.extend(
+                Detection(target["image_id"], int(lbl), float(s), b) for b, lbl, s in zip(boxes, labels, scores)
+            )
     return detections
 
 
@@ -158,7 +182,18 @@ def evaluate(
 ) -> tuple[EvalResult, float]:
     """VOC mAP of ``model`` on ``dataset`` (built with ``keep_difficult=True``). Returns (result, seconds per image)."""
     start = time.perf_counter()
-    detections = predict_dataset(model, dataset, device=device, batch_size=batch_size, workers=workers, amp=amp, precision=precision, progress=progress)
+    detections = predict_dataset(
+        model,
+        dataset,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        amp=amp,
+        precision=precision,
+        progress=progress,
+    )
     seconds = (time.perf_counter() - start) / max(len(dataset), 1)
-    result = evaluate_detections(detections, ground_truth_from_dataset(dataset), dataset.classes, iou_threshold=iou_threshold, metric=metric)
+    result = evaluate_detections(
+        detections, ground_truth_from_dataset(dataset), dataset.classes, iou_threshold=iou_threshold, metric=metric
+    )
     return result, seconds

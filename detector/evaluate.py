@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--task", choices=("detect", "classify"), default="detect", help="what to evaluate; '--task classify --help' lists the classification options"
+        "--task",
+        choices=("detect", "classify"),
+        default="detect",
+        help="what to evaluate; '--task classify --help' lists the classification options",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -60,11 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
     model.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
     model.add_argument(
-        "--precision", choices=CHOICES, default="fp32",
+        "--precision",
+        choices=CHOICES,
+        default="fp32",
         help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only; auto: bf16 on a GPU with bf16 or a CPU with AMX, else fp32",
     )
     model.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
-    model.add_argument("--save-detections", type=Path, default=None, help="also write the model's detections as DETS.json (1-based boxes)")
+    model.add_argument(
+        "--save-detections",
+        type=Path,
+        default=None,
+        help="also write the model's detections as DETS.json (1-based boxes)",
+    )
     model.add_argument(
         "--max-proposals",
         type=int,
@@ -72,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fast_rcnn / rcnn: score only the top N selective-search proposals per image (faster, usually less "
         "accurate; the report says how many were used); default: the checkpoint's",
     )
-    model.add_argument("--proposal-cache", type=Path, default=None, metavar="DIR", help="fast_rcnn / rcnn: the proposal cache (default: DATA/proposals/<settings>/)")
+    model.add_argument(
+        "--proposal-cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="fast_rcnn / rcnn: the proposal cache (default: DATA/proposals/<settings>/)",
+    )
     return parser
 
 
@@ -82,7 +98,9 @@ def load_dataset(args: argparse.Namespace) -> VOCDetection:
     if args.checkpoint is not None:
         from detector import checkpoint
 
-        classes = checkpoint.load(args.checkpoint)["class_names"]  # read twice (here and in the model load): cheap next to inference
+        classes = checkpoint.load(args.checkpoint)[
+            "class_names"
+        ]  # read twice (here and in the model load): cheap next to inference
     return VOCDetection(args.data, args.split, classes=classes, keep_difficult=True)
 
 
@@ -112,7 +130,9 @@ def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> tuple[li
         dataset = with_cached_proposals(dataset, model.config, cache_dir=args.proposal_cache, workers=args.workers)
     prepare_for_inference(model, precision.name)
     start = time.perf_counter()
-    detections = predict_dataset(model, dataset, device=device, batch_size=args.batch_size, workers=args.workers, precision=precision.name)
+    detections = predict_dataset(
+        model, dataset, device=device, batch_size=args.batch_size, workers=args.workers, precision=precision.name
+    )
     seconds = (time.perf_counter() - start) / max(len(dataset), 1)
     if args.save_detections is not None:
         save_detections_json(detections, dataset.classes, args.save_detections)
@@ -125,22 +145,34 @@ def load_detections(args: argparse.Namespace, dataset: VOCDetection) -> tuple[li
         "seconds_per_image": seconds,
     }
     cached = " (cached; selective search time not included)" if source == "selective_search" else ""
-    print(f"{model.kind}: at most {run['proposals']['per_image']} {source} proposals per image{cached}, {seconds:.3f} s per image")
+    print(
+        f"{model.kind}: at most {run['proposals']['per_image']} {source} proposals per image{cached}, {seconds:.3f} s per image"
+    )
     return detections, run
 
 
 def save_detections_json(detections: Sequence[Detection], classes: Sequence[str], path: str | Path) -> None:
     """Writes DETS.json: class names and 1-based boxes, as the devkit's result files (and --detections) use."""
     records = [
-        {"image_id": d.image_id, "label": classes[d.label - 1] if isinstance(d.label, int) else d.label, "score": round(float(d.score), 6),
-         "box": [round(d.box[0] + 1, 2), round(d.box[1] + 1, 2), round(d.box[2], 2), round(d.box[3], 2)]}
+        {
+            "image_id": d.image_id,
+            "label": classes[d.label - 1] if isinstance(d.label, int) else d.label,
+            "score": round(float(d.score), 6),
+            "box": [round(d.box[0] + 1, 2), round(d.box[1] + 1, 2), round(d.box[2], 2), round(d.box[3], 2)],
+        }
         for d in detections
     ]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(records))
 
 
-def report(result: EvalResult, *, json_path: str | Path | None = None, plots_dir: str | Path | None = None, run: dict | None = None) -> None:
+def report(
+    result: EvalResult,
+    *,
+    json_path: str | Path | None = None,
+    plots_dir: str | Path | None = None,
+    run: dict | None = None,
+) -> None:
     """Print the per-class AP table and mAP; optionally write the JSON results (with ``run``, what produced the
     detections, under "model") and the PR plots."""
     print(result.format_table())

@@ -53,7 +53,9 @@ def photos(longer_side: int = 500) -> list[tuple[str, np.ndarray]]:
     for name in ("astronaut", "chelsea", "coffee"):
         image = Image.fromarray(getattr(data, name)()).convert("RGB")
         scale = longer_side / max(image.size)
-        out.append((name, np.asarray(image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR))))
+        out.append(
+            (name, np.asarray(image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)))
+        )
     return out
 
 
@@ -102,7 +104,10 @@ def run_speed(args: argparse.Namespace) -> dict:
             rows.append(row)
             print(f"{name} {array.shape[1]}x{array.shape[0]}, {len(proposals)} proposals: selective search {t_ss:.2f} s, "
                   f"R-CNN network {t_rcnn:.1f} s, Fast R-CNN {t_fast:.2f} s, Faster R-CNN {t_faster:.2f} s", flush=True)  # fmt: skip
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("selective_search", "rcnn", "fast_rcnn_with_ss", "fast_rcnn", "faster_rcnn", "proposals")}
+    mean = {
+        k: float(np.mean([r[k] for r in rows]))
+        for k in ("selective_search", "rcnn", "fast_rcnn_with_ss", "fast_rcnn", "faster_rcnn", "proposals")
+    }
     return {
         "date": datetime.date.today().isoformat(),
         "machine": _machine(device),
@@ -134,8 +139,12 @@ def format_speed(report: dict) -> str:
     ]
     for key in ("rcnn", "fast_rcnn_with_ss", "fast_rcnn", "faster_rcnn"):
         paper = PAPER_SECONDS[key]
-        lines.append(f"| {LADDER_NAMES[key]} | {mean[key]:.2f} | {mean[key] / ours_base:.1f} | {paper:.2f} | {paper / paper_base:.1f} |")
-    lines.append(f"| {LADDER_NAMES['selective_search']} | {mean['selective_search']:.2f} | {mean['selective_search'] / ours_base:.1f} | | |")
+        lines.append(
+            f"| {LADDER_NAMES[key]} | {mean[key]:.2f} | {mean[key] / ours_base:.1f} | {paper:.2f} | {paper / paper_base:.1f} |"
+        )
+    lines.append(
+        f"| {LADDER_NAMES['selective_search']} | {mean['selective_search']:.2f} | {mean['selective_search'] / ours_base:.1f} | | |"
+    )
     return "\n".join(lines)
 
 
@@ -185,7 +194,20 @@ def run_accuracy(args: argparse.Namespace) -> dict:
             (run_dir / "train_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
         eval_json = run_dir / "test.json"
         if not eval_json.exists():
-            evaluate_main(["--checkpoint", str(run_dir / "last.pt"), "--data", str(data), "--split", "test", "--workers", str(args.workers), "--json", str(eval_json)])
+            evaluate_main(
+                [
+                    "--checkpoint",
+                    str(run_dir / "last.pt"),
+                    "--data",
+                    str(data),
+                    "--split",
+                    "test",
+                    "--workers",
+                    str(args.workers),
+                    "--json",
+                    str(eval_json),
+                ]
+            )
         result = json.loads(eval_json.read_text())
         model, ckpt = load_detector(run_dir / "last.pt")
         metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -195,7 +217,7 @@ def run_accuracy(args: argparse.Namespace) -> dict:
             "name": name,
             "mean_proposals": _mean_proposals(data, model, test_ids),
             "kind": kind,
-            "pooler": getattr(model.config, "roi_heads").pooler if kind != "rcnn" else "warp",
+            "pooler": model.config.roi_heads.pooler if kind != "rcnn" else "warp",
             "map": result["map"],
             "ap": result["ap"],
             "test_seconds_per_image": result["model"]["seconds_per_image"],
@@ -208,7 +230,15 @@ def run_accuracy(args: argparse.Namespace) -> dict:
         "date": datetime.date.today().isoformat(),
         "machine": _machine(torch.device("cpu")),
         "data": str(data),
-        "budget": {"epochs": args.epochs, "batch_size": 2, "optimizer": args.optimizer, "lr": args.lr, "schedule": "cosine", "seed": args.seed, "backbone": "tiny"},
+        "budget": {
+            "epochs": args.epochs,
+            "batch_size": 2,
+            "optimizer": args.optimizer,
+            "lr": args.lr,
+            "schedule": "cosine",
+            "seed": args.seed,
+            "backbone": "tiny",
+        },
         "rows": rows,
     }
     docs = Path(args.docs)
@@ -263,9 +293,21 @@ def format_accuracy(report: dict, speed: dict | None = None) -> str:
             f"| {r['name']} | {source} | {r['pooler']} | {100 * r['map']:.1f} | "
             f"{r['test_seconds_per_image']:.3f} | {r['train_images_per_s']:.1f} |"
         )
-    lines += ["", "Test time excludes selective search (the proposals come from the cache); see the speed ladder.", "", "![mAP by model](ladder.png)"]
+    lines += [
+        "",
+        "Test time excludes selective search (the proposals come from the cache); see the speed ladder.",
+        "",
+        "![mAP by model](ladder.png)",
+    ]
     if speed is not None:
-        lines += ["", "## Test-time speed", "", f"{speed['date']}: `python -m detector.ladder speed --backbone {speed['backbone']}`", "", format_speed(speed)]
+        lines += [
+            "",
+            "## Test-time speed",
+            "",
+            f"{speed['date']}: `python -m detector.ladder speed --backbone {speed['backbone']}`",
+            "",
+            format_speed(speed),
+        ]
     return "\n".join(lines)
 
 
@@ -283,7 +325,9 @@ def plot_accuracy(report: dict, path: Path) -> None:
     ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], padding=2)
     ax.set_ylabel("VOC07 mAP (%)")
     ax.set_ylim(0, max(values + [1]) * 1.2)
-    ax.set_title(f"Equal budget: {report['budget']['epochs']} epochs on the generated dataset (tiny backbone)", fontsize=10)
+    ax.set_title(
+        f"Equal budget: {report['budget']['epochs']} epochs on the generated dataset (tiny backbone)", fontsize=10
+    )
     ax.tick_params(axis="x", labelsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -292,18 +336,35 @@ def plot_accuracy(report: dict, path: Path) -> None:
 
 # --- CLI ----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m detector.ladder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m detector.ladder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="part", required=True)
-    s = sub.add_parser("speed", help="test time per image of the three models", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s = sub.add_parser(
+        "speed", help="test time per image of the three models", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     s.add_argument("--backbone", default="vgg16", help="one backbone for all three")
     s.add_argument("--images", type=int, default=2, choices=(1, 2, 3), help="how many of the three photos")
     s.add_argument("--max-proposals", type=int, default=2000, help="selective-search proposals scored per image")
     s.add_argument("--proposal-mode", choices=("fast", "quality"), default="fast")
     s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     s.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    s.add_argument("--json", type=Path, default=Path("runs/ladder/speed.json"), help="where the figures go (the accuracy report reads them from here)")
-    a = sub.add_parser("accuracy", help="VOC07 mAP of the three (and RoIAlign) at one training budget", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a.add_argument("--data", default="data/synth-ladder", help="a VOC-format root with train and test splits; generated there if missing")
+    s.add_argument(
+        "--json",
+        type=Path,
+        default=Path("runs/ladder/speed.json"),
+        help="where the figures go (the accuracy report reads them from here)",
+    )
+    a = sub.add_parser(
+        "accuracy",
+        help="VOC07 mAP of the three (and RoIAlign) at one training budget",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    a.add_argument(
+        "--data",
+        default="data/synth-ladder",
+        help="a VOC-format root with train and test splits; generated there if missing",
+    )
     a.add_argument("--train-images", type=int, default=200, help="training images when the dataset is generated")
     a.add_argument("--test-images", type=int, default=100, help="test images when the dataset is generated")
     a.add_argument("--epochs", type=int, default=5)

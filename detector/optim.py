@@ -138,7 +138,11 @@ class LRSchedule:
 
     def state_dict(self) -> dict:
         p = self.plateau
-        return {"iteration": self.iteration, "base_lrs": list(self.base_lrs), "plateau": {"best": p.best, "bad": p.bad, "decays": p.decays, "scale": p.scale}}
+        return {
+            "iteration": self.iteration,
+            "base_lrs": list(self.base_lrs),
+            "plateau": {"best": p.best, "bad": p.bad, "decays": p.decays, "scale": p.scale},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration = int(state["iteration"])

@@ -50,7 +50,13 @@ def plot_training_curves(metrics_path: str | Path, out_path: str | Path, *, metr
     if epochs:
         ax_metric.plot([r["epoch"] for r in epochs], [r[metric_key] for r in epochs], marker="o")
         best = max(epochs, key=lambda r: r[metric_key])
-        ax_metric.annotate(f"best {best[metric_key]:.3f}", (best["epoch"], best[metric_key]), textcoords="offset points", xytext=(0, 8), ha="center")
+        ax_metric.annotate(
+            f"best {best[metric_key]:.3f}",
+            (best["epoch"], best[metric_key]),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+        )
     ax_metric.set_xlabel("epoch")
     ax_metric.set_ylabel(metric_key)
     ax_metric.set_ylim(0, 1)

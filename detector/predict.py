@@ -37,7 +37,14 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 @torch.inference_mode()
-def detect(model: torch.nn.Module, images: list[Image.Image], device: torch.device, score_threshold: float, *, precision: str = "fp32") -> list[dict]:
+def detect(
+    model: torch.nn.Module,
+    images: list[Image.Image],
+    device: torch.device,
+    score_threshold: float,
+    *,
+    precision: str = "fp32",
+) -> list[dict]:
     """Per image: {"boxes": [[x0, y0, x1, y1], ...] continuous pixels, "labels": [name, ...], "scores": [...]}.
     ``precision``: autocast dtype, "fp32", "bf16" (CPU or CUDA) or "fp16" (CUDA)."""
     tensors = [torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div(255).to(device) for im in images]
@@ -58,13 +65,27 @@ def detect(model: torch.nn.Module, images: list[Image.Image], device: torch.devi
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m detector.predict", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m detector.predict", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("images", nargs="+", type=Path, help="image files")
     p.add_argument("--checkpoint", required=True, type=Path, help="a detector checkpoint")
-    p.add_argument("--out", type=Path, default=Path("runs/predict"), help="folder for the drawn images and detections.json")
-    p.add_argument("--score-threshold", type=float, default=None, help="minimum score drawn (default: the checkpoint's display threshold)")
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/predict"), help="folder for the drawn images and detections.json"
+    )
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        help="minimum score drawn (default: the checkpoint's display threshold)",
+    )
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
-    p.add_argument("--max-proposals", type=int, default=None, help="score at most N proposals per image (default: the checkpoint's)")
+    p.add_argument(
+        "--max-proposals",
+        type=int,
+        default=None,
+        help="score at most N proposals per image (default: the checkpoint's)",
+    )
     p.add_argument(
         "--precision", choices=CHOICES, default="fp32",
         help="autocast dtype: bf16 on CPU or CUDA, fp16 on CUDA only; auto: bf16 on a GPU with bf16 or a CPU with AMX, else fp32",
@@ -84,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_proposals is not None:
         set_max_proposals(model, args.max_proposals)
     if model.kind in EXTERNAL_PROPOSAL_KINDS:  # the model runs selective search on each new image itself
-        print(f"{model.kind}: selective search ({model.config.proposals['mode']} mode) on each image, top {model.config.max_proposals} proposals scored")
+        print(
+            f"{model.kind}: selective search ({model.config.proposals['mode']} mode) on each image, top {model.config.max_proposals} proposals scored"
+        )
     prepare_for_inference(model, precision.name)
     threshold = args.score_threshold if args.score_threshold is not None else model.config.display_score_threshold
     args.out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.images:
         image = load_image(path)
         (result,) = detect(model, [image], device, threshold, precision=precision.name)
-        drawn = draw_detections(image, result["boxes"], result["labels"], result["scores"], class_names=model.class_names)
+        drawn = draw_detections(
+            image, result["boxes"], result["labels"], result["scores"], class_names=model.class_names
+        )
         out_path = args.out / f"{path.stem}.png"
         drawn.save(out_path)
         print(f"{path}: {len(result['labels'])} detections -> {out_path}")

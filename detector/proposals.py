@@ -94,7 +94,7 @@ class SelectiveSearchSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SelectiveSearchSettings":
+    def from_dict(cls, d: dict[str, Any]) -> SelectiveSearchSettings:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -155,7 +155,9 @@ def selective_search(image: np.ndarray, settings: SelectiveSearchSettings = Sele
         [rects[:, 0] * sx, rects[:, 1] * sy, (rects[:, 0] + rects[:, 2]) * sx, (rects[:, 1] + rects[:, 3]) * sy], axis=1
     )
     boxes = np.clip(boxes, 0.0, [width, height, width, height]).astype(np.float32)
-    keep = (boxes[:, 2] - boxes[:, 0] >= max(settings.min_size, 1e-3)) & (boxes[:, 3] - boxes[:, 1] >= max(settings.min_size, 1e-3))
+    keep = (boxes[:, 2] - boxes[:, 0] >= max(settings.min_size, 1e-3)) & (
+        boxes[:, 3] - boxes[:, 1] >= max(settings.min_size, 1e-3)
+    )
     boxes = boxes[keep]
     # First occurrence of each box, in ranking order (np.unique sorts, so sort its indices back).
     _, first = np.unique(boxes, axis=0, return_index=True)
@@ -368,7 +370,9 @@ class ProposalCache:
                 self._entries = {}
         except PermissionError as e:
             where = "--cache-dir (cache_dir=)" if not self._custom_dir else "another --cache-dir"
-            raise PermissionError(f"{self.dir}: cannot write the proposal cache ({e.strerror}); pass {where} to put it elsewhere") from None
+            raise PermissionError(
+                f"{self.dir}: cannot write the proposal cache ({e.strerror}); pass {where} to put it elsewhere"
+            ) from None
         now = time.time()
         for entry in os.scandir(self.dir):
             if ".tmp-" in entry.name and now - entry.stat().st_mtime > _STALE_TEMP_SECONDS:
@@ -425,7 +429,9 @@ class ComputeSummary:
     mean_boxes: float  # over the images computed in this call (nan if none)
 
     def line(self, cache_dir: Path) -> str:
-        per = f" ({self.seconds / self.computed:.2f} s/image, {self.mean_boxes:.0f} boxes/image)" if self.computed else ""
+        per = (
+            f" ({self.seconds / self.computed:.2f} s/image, {self.mean_boxes:.0f} boxes/image)" if self.computed else ""
+        )
         return (
             f"proposals: computed {self.computed}, reused {self.reused} in {self.seconds:.1f} s{per}; "
             f"{self.disk_bytes / 1e6:.2f} MB in {cache_dir}"
@@ -551,11 +557,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=_MODES, default=default.mode, help="OpenCV selective search strategy")
     p.add_argument("--max-proposals", type=int, default=default.max_proposals, help="keep the top N per image")
     p.add_argument("--scale", type=int, default=default.scale, help="longer image side while searching (0 = as stored)")
-    p.add_argument("--min-size", type=float, default=default.min_size, help="drop boxes under this many pixels wide or high")
-    p.add_argument("--cache-dir", default=None, help="folder for the cache instead of DATA/proposals (the settings get a subfolder)")
+    p.add_argument(
+        "--min-size", type=float, default=default.min_size, help="drop boxes under this many pixels wide or high"
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="folder for the cache instead of DATA/proposals (the settings get a subfolder)",
+    )
     p.add_argument("--workers", type=int, default=0, help="worker processes (0 = search in this process)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--image", default=None, help="instead of a split: search this one image file and print count and time")
+    p.add_argument(
+        "--image", default=None, help="instead of a split: search this one image file and print count and time"
+    )
     p.add_argument("--out", default=None, help="with --image: write the boxes to this JSON file")
     return p
 
@@ -577,9 +591,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         boxes = selective_search(image, settings)
         seconds = time.perf_counter() - start
-        print(f"{args.image}: {len(boxes)} proposals in {seconds:.2f} s ({image.shape[1]}x{image.shape[0]} px, {settings})")
+        print(
+            f"{args.image}: {len(boxes)} proposals in {seconds:.2f} s ({image.shape[1]}x{image.shape[0]} px, {settings})"
+        )
         if args.out:
-            Path(args.out).write_text(json.dumps({"image": str(args.image), "settings": settings.to_dict(), "boxes": boxes.tolist()}))
+            Path(args.out).write_text(
+                json.dumps({"image": str(args.image), "settings": settings.to_dict(), "boxes": boxes.tolist()})
+            )
         return 0
 
     if args.data is None:
@@ -589,7 +607,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     years = args.years.split(",") if args.years else None
     try:
         dataset = VOCDetection(args.data, _splits(args.split), keep_difficult=True, years=years)
-        compute_proposals(dataset, settings, cache_dir=args.cache_dir, workers=args.workers, progress=not args.no_progress)
+        compute_proposals(
+            dataset, settings, cache_dir=args.cache_dir, workers=args.workers, progress=not args.no_progress
+        )
     except (OSError, ValueError) as e:  # messages name the file and what to do
         raise SystemExit(f"error: {e}") from None
     return 0

@@ -40,27 +40,52 @@ from detector.data.voc import VOCDetection
 from detector.devices import device_from_name
 from detector.engine import NonFiniteLossError, non_finite_exit, stoppable, train_steps
 from detector.models.backbones import BACKBONES
-from detector.models.factory import DETECTOR_KINDS, EXTERNAL_PROPOSAL_KINDS, DetectorConfig, build_detector, config_from_dict, default_config
+from detector.models.factory import (
+    DETECTOR_KINDS,
+    EXTERNAL_PROPOSAL_KINDS,
+    DetectorConfig,
+    build_detector,
+    config_from_dict,
+    default_config,
+)
 from detector.optim import OPTIMIZERS, SCHEDULES, LRSchedule, OptimConfig, build_optimizer
 from detector.plots import plot_training_curves
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=("detect", "classify"), default="detect", help="what to train; '--task classify --help' lists the classification options (classify: single process only, not under torchrun)")
+    p = argparse.ArgumentParser(
+        prog="python -m detector.train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--task",
+        choices=("detect", "classify"),
+        default="detect",
+        help="what to train; '--task classify --help' lists the classification options (classify: single process only, not under torchrun)",
+    )
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, help="VOC-format root (or a VOCdevkit folder)")
     d.add_argument("--train-split", default="trainval", help="ImageSets/Main split(s) to train on; '+' joins several")
     d.add_argument("--val-split", default="test", help="split for validation mAP ('none' to skip)")
     d.add_argument("--years", default=None, help="with a VOCdevkit root: comma-separated years, e.g. 2007,2012")
-    d.add_argument("--keep-difficult", action="store_true", help="train on boxes marked difficult too (the papers leave them out)")
+    d.add_argument(
+        "--keep-difficult", action="store_true", help="train on boxes marked difficult too (the papers leave them out)"
+    )
     d.add_argument("--val-limit", type=int, default=0, help="evaluate on the first N validation images only (0 = all)")
     d.add_argument("--hflip", type=float, default=0.5, help="horizontal-flip probability")
     d.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     m = p.add_argument_group("model")
-    m.add_argument("--model", choices=DETECTOR_KINDS, default="faster_rcnn", help="faster_rcnn (RPN proposals), fast_rcnn or rcnn (selective-search proposals)")
+    m.add_argument(
+        "--model",
+        choices=DETECTOR_KINDS,
+        default="faster_rcnn",
+        help="faster_rcnn (RPN proposals), fast_rcnn or rcnn (selective-search proposals)",
+    )
     m.add_argument("--backbone", choices=BACKBONES, default="vgg16")
-    m.add_argument("--pretrained", default="auto", help="PATH, 'imagenet', 'none', or 'auto' (imagenet except for the tiny backbone)")
+    m.add_argument(
+        "--pretrained",
+        default="auto",
+        help="PATH, 'imagenet', 'none', or 'auto' (imagenet except for the tiny backbone)",
+    )
     m.add_argument(
         "--init",
         default=None,
@@ -69,18 +94,48 @@ def build_parser() -> argparse.ArgumentParser:
         "differ) with a fresh optimizer and schedule: fine-tuning, unlike --resume",
     )
     m.add_argument("--weights-dir", default="weights", help="where 'imagenet' weights are looked up")
-    m.add_argument("--min-size", type=int, nargs="+", default=None, help="shorter side(s) in training (one picked per batch); default: 600, or 288 for tiny")
+    m.add_argument(
+        "--min-size",
+        type=int,
+        nargs="+",
+        default=None,
+        help="shorter side(s) in training (one picked per batch); default: 600, or 288 for tiny",
+    )
     m.add_argument("--max-size", type=int, default=None, help="cap on the longer side; default: 1000, or 480 for tiny")
-    m.add_argument("--anchor-sizes", type=float, nargs="+", default=None, help="anchor sizes in pixels; default: 128 256 512")
-    m.add_argument("--pooler", choices=("roi_pool", "roi_align"), default=None, help="RoI pooling (faster_rcnn, fast_rcnn); default: roi_pool, or roi_align for tiny")
+    m.add_argument(
+        "--anchor-sizes", type=float, nargs="+", default=None, help="anchor sizes in pixels; default: 128 256 512"
+    )
+    m.add_argument(
+        "--pooler",
+        choices=("roi_pool", "roi_align"),
+        default=None,
+        help="RoI pooling (faster_rcnn, fast_rcnn); default: roi_pool, or roi_align for tiny",
+    )
     sp = p.add_argument_group("selective-search proposals (fast_rcnn, rcnn)")
-    sp.add_argument("--proposal-mode", choices=("fast", "quality"), default=None, help="selective search mode; default: fast")
-    sp.add_argument("--max-proposals", type=int, default=None, help="proposals per image (the top of selective search's ranking); default: 2000")
-    sp.add_argument("--proposal-cache", default=None, metavar="DIR", help="where the proposals are cached; default: DATA/proposals/<settings>/")
+    sp.add_argument(
+        "--proposal-mode", choices=("fast", "quality"), default=None, help="selective search mode; default: fast"
+    )
+    sp.add_argument(
+        "--max-proposals",
+        type=int,
+        default=None,
+        help="proposals per image (the top of selective search's ranking); default: 2000",
+    )
+    sp.add_argument(
+        "--proposal-cache",
+        default=None,
+        metavar="DIR",
+        help="where the proposals are cached; default: DATA/proposals/<settings>/",
+    )
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=None, help="default: 14 (faster_rcnn), 16 (fast_rcnn, rcnn)")
     o.add_argument("--iters", type=int, default=0, help="stop after this many iterations in total (0 = run all epochs)")
-    o.add_argument("--batch-size", type=int, default=None, help="images per batch (aspect-ratio grouped), per process under torchrun; default: 1 (faster_rcnn), 2 (fast_rcnn, rcnn)")
+    o.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per batch (aspect-ratio grouped), per process under torchrun; default: 1 (faster_rcnn), 2 (fast_rcnn, rcnn)",
+    )
     o.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum")
     o.add_argument("--lr", type=float, default=0.001, help="learning rate for --lr-base-batch images per step")
     o.add_argument(
@@ -90,11 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="'linear': the lr used is --lr x global batch / --lr-base-batch (global batch = --batch-size x processes); "
         "'none': --lr as given",
     )
-    o.add_argument("--lr-base-batch", type=int, default=0, help="batch size --lr was tuned for (0 = --batch-size: a single process uses --lr unchanged)")
+    o.add_argument(
+        "--lr-base-batch",
+        type=int,
+        default=0,
+        help="batch size --lr was tuned for (0 = --batch-size: a single process uses --lr unchanged)",
+    )
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--weight-decay", type=float, default=5e-4)
     o.add_argument("--schedule", choices=SCHEDULES, default="step")
-    o.add_argument("--step-size", type=float, default=None, help="epochs between decays ('step'); default: 10 (faster_rcnn), 12 (fast_rcnn, rcnn)")
+    o.add_argument(
+        "--step-size",
+        type=float,
+        default=None,
+        help="epochs between decays ('step'); default: 10 (faster_rcnn), 12 (fast_rcnn, rcnn)",
+    )
     o.add_argument("--milestones", type=float, nargs="+", default=(), help="epochs of each decay ('multistep')")
     o.add_argument("--gamma", type=float, default=0.1, help="decay factor")
     o.add_argument("--warmup-iters", type=int, default=0, help="linear warm-up iterations")
@@ -107,10 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", default=None, help="a last.pt to continue from, or 'auto' for OUT/last.pt")
     r.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (and after the last)")
     r.add_argument("--checkpoint-every", type=int, default=5, help="keep epoch_N.pt every N epochs (0 = never)")
-    r.add_argument("--save-every-iters", type=int, default=0, help="also refresh last.pt every N iterations (0 = epoch ends only)")
+    r.add_argument(
+        "--save-every-iters", type=int, default=0, help="also refresh last.pt every N iterations (0 = epoch ends only)"
+    )
     r.add_argument("--log-every", type=int, default=10, help="write a step record to metrics.jsonl every N iterations")
     r.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    r.add_argument("--log-image-ids", action="store_true", help="record in each epoch record of metrics.jsonl the image ids every process trained on")
+    r.add_argument(
+        "--log-image-ids",
+        action="store_true",
+        help="record in each epoch record of metrics.jsonl the image ids every process trained on",
+    )
     return p
 
 
@@ -139,7 +210,10 @@ def apply_schedule_defaults(args: argparse.Namespace) -> None:
 def model_config_from_args(args: argparse.Namespace, num_classes: int) -> DetectorConfig:
     cfg = default_config(args.model, args.backbone, num_classes)
     ignored = []
-    for flag, value, attribute in (("--min-size", args.min_size, "min_size"), ("--max-size", args.max_size, "max_size")):
+    for flag, value, attribute in (
+        ("--min-size", args.min_size, "min_size"),
+        ("--max-size", args.max_size, "max_size"),
+    ):
         if value and hasattr(cfg, attribute):
             setattr(cfg, attribute, tuple(value) if isinstance(value, list) else value)
         elif value:
@@ -170,7 +244,9 @@ def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str],
     settings that own no weights (input sizes, proposal counts, thresholds) come from the command line."""
     init = checkpoint.load(path)
     if list(init["class_names"]) != list(classes):
-        raise SystemExit(f"error: --init {path} was trained on classes {init['class_names']}, this dataset has {list(classes)}")
+        raise SystemExit(
+            f"error: --init {path} was trained on classes {init['class_names']}, this dataset has {list(classes)}"
+        )
     own = model.state_dict()
     mismatched = [k for k, v in init["model"].items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     missing = sorted(set(own) - set(init["model"]))
@@ -222,7 +298,10 @@ class _StopFlag:
             raise KeyboardInterrupt
         self.signalled = True
         if self.ctx.is_main:
-            print("\nstopping after this step; last.pt will hold the position (press Ctrl-C again to abort)", file=sys.stderr)
+            print(
+                "\nstopping after this step; last.pt will hold the position (press Ctrl-C again to abort)",
+                file=sys.stderr,
+            )
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -244,7 +323,9 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
     years = args.years.split(",") if args.years else None
-    train_base = VOCDetection(args.data, _splits(args.train_split), keep_difficult=args.keep_difficult, years=years, transforms=keep_numpy)
+    train_base = VOCDetection(
+        args.data, _splits(args.train_split), keep_difficult=args.keep_difficult, years=years, transforms=keep_numpy
+    )
     classes = train_base.classes
     val_set = None
     if args.val_split != "none":
@@ -258,9 +339,13 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
     ckpt = checkpoint.load(resume_path) if resume_path else None
     if ckpt is not None:
         if list(ckpt["class_names"]) != list(classes):
-            raise SystemExit(f"error: {resume_path} was trained on classes {ckpt['class_names']}, this dataset has {list(classes)}")
+            raise SystemExit(
+                f"error: {resume_path} was trained on classes {ckpt['class_names']}, this dataset has {list(classes)}"
+            )
         if ckpt["kind"] != args.model:
-            raise SystemExit(f"error: {resume_path} holds a {ckpt['kind']} model; resume it with --model {ckpt['kind']}")
+            raise SystemExit(
+                f"error: {resume_path} holds a {ckpt['kind']} model; resume it with --model {ckpt['kind']}"
+            )
         model_cfg = config_from_dict(ckpt["kind"], ckpt["model_config"])
         pretrained = None  # the checkpoint has every weight
     else:
@@ -278,7 +363,12 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
         for rank_turn in ("main", "others"):
             if ctx.is_main == (rank_turn == "main"):
                 progress = ctx.is_main and not args.no_progress
-                options = {"cache_dir": args.proposal_cache, "workers": args.workers, "progress": progress, "quiet": not ctx.is_main}
+                options = {
+                    "cache_dir": args.proposal_cache,
+                    "workers": args.workers,
+                    "progress": progress,
+                    "quiet": not ctx.is_main,
+                }
                 train_base = with_cached_proposals(train_base, model_cfg, **options)
                 if val_set is not None:
                     val_set = with_cached_proposals(val_set, model_cfg, **options)
@@ -296,7 +386,9 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
     iters_per_epoch = len(sampler)
     total_iters = args.iters or args.epochs * iters_per_epoch
     global_batch = args.batch_size * ctx.world
-    lr = ddp.effective_lr(args.lr, global_batch=global_batch, base_batch=args.lr_base_batch or args.batch_size, rule=args.lr_scaling)
+    lr = ddp.effective_lr(
+        args.lr, global_batch=global_batch, base_batch=args.lr_base_batch or args.batch_size, rule=args.lr_scaling
+    )
     optim_cfg = OptimConfig(
         optimizer=args.optimizer,
         lr=lr,
@@ -349,7 +441,9 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
         del ckpt
 
     train_config = {k: v for k, v in vars(args).items()}
-    train_config.update(iters_per_epoch=iters_per_epoch, world_size=ctx.world, global_batch_size=global_batch, effective_lr=lr)
+    train_config.update(
+        iters_per_epoch=iters_per_epoch, world_size=ctx.world, global_batch_size=global_batch, effective_lr=lr
+    )
     metrics_file = open(out / "metrics.jsonl", "a") if ctx.is_main else None
     last_eval: dict = {}
     epoch_ids: list[str] = []
@@ -365,19 +459,36 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
         if not ctx.is_main:
             return
         payload = checkpoint.model_payload(
-            model, kind=args.model, config=model_cfg.to_dict(), class_names=classes, train_config=train_config, metrics=metrics or last_eval
+            model,
+            kind=args.model,
+            config=model_cfg.to_dict(),
+            class_names=classes,
+            train_config=train_config,
+            metrics=metrics or last_eval,
         )
         if resumable:
             payload.update(
-                checkpoint.training_state(optimizer, schedule, scaler, epoch=epoch, step_in_epoch=step_in_epoch, iteration=iteration, best_map=best_map)
+                checkpoint.training_state(
+                    optimizer,
+                    schedule,
+                    scaler,
+                    epoch=epoch,
+                    step_in_epoch=step_in_epoch,
+                    iteration=iteration,
+                    best_map=best_map,
+                )
             )
             if rng_ranks is not None:
                 payload["rng_ranks"] = rng_ranks
         checkpoint.save(path, payload)
 
-    say(f"training {args.model}/{model_cfg.backbone} on {len(train_base)} images of {len(classes)} classes, {iters_per_epoch} iterations per epoch, device {device}")
+    say(
+        f"training {args.model}/{model_cfg.backbone} on {len(train_base)} images of {len(classes)} classes, {iters_per_epoch} iterations per epoch, device {device}"
+    )
     if ctx.distributed:
-        say(f"distributed: {ctx.world} processes ({torch.distributed.get_backend()}), global batch {global_batch} images, lr {lr:g} (--lr {args.lr:g}, --lr-scaling {args.lr_scaling})")
+        say(
+            f"distributed: {ctx.world} processes ({torch.distributed.get_backend()}), global batch {global_batch} images, lr {lr:g} (--lr {args.lr:g}, --lr-scaling {args.lr_scaling})"
+        )
     stop = _StopFlag(ctx)
     with stop:
         while epoch < args.epochs and iteration < total_iters and not stop.requested:
@@ -398,7 +509,14 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
             count = 0
             t0 = time.perf_counter()
             images_seen = 0
-            bar = tqdm(total=iters_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress or not ctx.is_main, unit="it", dynamic_ncols=True)
+            bar = tqdm(
+                total=iters_per_epoch,
+                initial=step_in_epoch,
+                desc=f"epoch {epoch + 1}/{args.epochs}",
+                disable=args.no_progress or not ctx.is_main,
+                unit="it",
+                dynamic_ncols=True,
+            )
 
             def on_step(values: dict) -> None:
                 nonlocal iteration, step_in_epoch, count, images_seen
@@ -412,10 +530,26 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
                     if k.startswith("loss"):
                         sums[k] = sums.get(k, 0.0) + v
                 speed = images_seen / (time.perf_counter() - t0)
-                bar.set_postfix({"loss": f"{sums['loss'] / count:.3f}", **{k.replace("loss_", ""): f"{v:.3f}" for k, v in values.items() if k.startswith("loss_")}, "img/s": f"{speed:.1f}", "lr": f"{values['lr']:.2g}"}, refresh=False)
+                bar.set_postfix(
+                    {
+                        "loss": f"{sums['loss'] / count:.3f}",
+                        **{k.replace("loss_", ""): f"{v:.3f}" for k, v in values.items() if k.startswith("loss_")},
+                        "img/s": f"{speed:.1f}",
+                        "lr": f"{values['lr']:.2g}",
+                    },
+                    refresh=False,
+                )
                 bar.update(1)
                 if iteration % args.log_every == 0:
-                    log({"type": "step", "epoch": epoch + 1, "iteration": iteration, **{k: v for k, v in values.items() if k not in ("images", "image_ids")}, "images_per_s": speed})
+                    log(
+                        {
+                            "type": "step",
+                            "epoch": epoch + 1,
+                            "iteration": iteration,
+                            **{k: v for k, v in values.items() if k not in ("images", "image_ids")},
+                            "images_per_s": speed,
+                        }
+                    )
                 if args.save_every_iters and iteration % args.save_every_iters == 0:
                     save(out / "last.pt")
 
@@ -427,22 +561,52 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
                 bar.close()
                 if metrics_file is not None:
                     metrics_file.close()
-                raise non_finite_exit(exc, epoch=epoch + 1, iteration=iteration + 1, last_checkpoint=out / "last.pt") from None
+                raise non_finite_exit(
+                    exc, epoch=epoch + 1, iteration=iteration + 1, last_checkpoint=out / "last.pt"
+                ) from None
             bar.close()
             if step_in_epoch < iters_per_epoch:  # stopped mid-epoch (--iters or a signal): keep the position
                 save(out / "last.pt")
                 break
             epoch, step_in_epoch = epoch + 1, 0
             # Losses in the record are rank 0's (its share of each global batch).
-            record = {"type": "epoch", "epoch": epoch, "iteration": iteration, **{k: v / max(count, 1) for k, v in sums.items()}, "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+            record = {
+                "type": "epoch",
+                "epoch": epoch,
+                "iteration": iteration,
+                **{k: v / max(count, 1) for k, v in sums.items()},
+                "lr": schedule.get_last_lr()[0],
+                "seconds": time.perf_counter() - t0,
+            }
             if args.log_image_ids:
                 record["image_ids_by_rank"] = ddp.all_gather_object(ctx, epoch_ids)
                 epoch_ids = []
-            if val_set is not None and (epoch % args.eval_every == 0 or epoch == args.epochs or iteration >= total_iters):
-                result, sec = ddp.evaluate(ctx, model, val_set, device=device, workers=min(args.workers, 2), amp=amp, progress=not args.no_progress)
-                last_eval = {"split": args.val_split, "metric": result.metric, "map": result.map, "ap": result.ap, "epoch": epoch, "seconds_per_image": sec}
+            if val_set is not None and (
+                epoch % args.eval_every == 0 or epoch == args.epochs or iteration >= total_iters
+            ):
+                result, sec = ddp.evaluate(
+                    ctx,
+                    model,
+                    val_set,
+                    device=device,
+                    workers=min(args.workers, 2),
+                    amp=amp,
+                    progress=not args.no_progress,
+                )
+                last_eval = {
+                    "split": args.val_split,
+                    "metric": result.metric,
+                    "map": result.map,
+                    "ap": result.ap,
+                    "epoch": epoch,
+                    "seconds_per_image": sec,
+                }
                 record.update(map=result.map, eval_seconds_per_image=sec)
-                say(f"epoch {epoch}: validation mAP ({result.metric}) = {result.map:.4f}" if result.map is not None else f"epoch {epoch}: no positives in validation split")
+                say(
+                    f"epoch {epoch}: validation mAP ({result.metric}) = {result.map:.4f}"
+                    if result.map is not None
+                    else f"epoch {epoch}: no positives in validation split"
+                )
                 schedule.observe(result.map or 0.0)
                 if result.map is not None and result.map > best_map:
                     best_map = result.map
@@ -451,7 +615,13 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
             save(out / "last.pt")
             if args.checkpoint_every and epoch % args.checkpoint_every == 0:
                 save(out / f"epoch_{epoch}.pt", resumable=False)
-    results = {"epoch": epoch, "iteration": iteration, "best_map": best_map if best_map >= 0 else None, "last_eval": last_eval, "out": str(out)}
+    results = {
+        "epoch": epoch,
+        "iteration": iteration,
+        "best_map": best_map if best_map >= 0 else None,
+        "last_eval": last_eval,
+        "out": str(out),
+    }
     if not ctx.is_main:
         return results
     metrics_file.close()

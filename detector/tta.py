@@ -37,7 +37,9 @@ def ten_crop(image: Tensor, *, resize: int = 256, crop: int = 224) -> Tensor:
     return torch.cat([crops, crops.flip(-1)])
 
 
-def multiscale(image: Tensor, scales: Sequence[int] = (224, 256, 288, 320), *, center_crop: bool = False) -> list[Tensor]:
+def multiscale(
+    image: Tensor, scales: Sequence[int] = (224, 256, 288, 320), *, center_crop: bool = False
+) -> list[Tensor]:
     """One view per scale: the image with its shorter side resized to ``s`` ([3, s, ~s W/H] or [3, ~s H/W, s]),
     or with ``center_crop`` its centre ``s`` x ``s`` square. Sizes differ, hence a list."""
     views = [_resize_shorter(image, s) for s in scales]

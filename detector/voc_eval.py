@@ -73,9 +73,7 @@ class EvalResult:
         lines = [f"{'class':<{width}}  {'#pos':>6}  {'#det':>7}  {'AP %':>6}"]
         for name, ap in self.ap.items():
             ap_text = f"{100 * ap:6.2f}" if ap is not None else "   n/a  (no positives)"
-            lines.append(
-                f"{name:<{width}}  {self.num_positives[name]:>6}  {self.num_detections[name]:>7}  {ap_text}"
-            )
+            lines.append(f"{name:<{width}}  {self.num_positives[name]:>6}  {self.num_detections[name]:>7}  {ap_text}")
         counted = len(self.ap) - len(self.classes_without_positives)
         map_text = f"{100 * self.map:.2f}%" if self.map is not None else "n/a (no class has positives)"
         lines.append(f"mAP ({self.metric}, IoU >= {self.iou:g}, {counted} classes): {map_text}")
@@ -135,9 +133,7 @@ def evaluate_detections(
         boxes = _as_numpy(target["boxes"], np.float64).reshape(-1, 4)
         labels = _as_numpy(target["labels"], np.int64).reshape(-1)
         difficult = target.get("difficult")
-        difficult = (
-            np.zeros(len(labels), dtype=bool) if difficult is None else _as_numpy(difficult, bool).reshape(-1)
-        )
+        difficult = np.zeros(len(labels), dtype=bool) if difficult is None else _as_numpy(difficult, bool).reshape(-1)
         if not len(boxes) == len(labels) == len(difficult):
             raise ValueError(
                 f"ground truth of image {image_id!r}: boxes, labels and difficult have different lengths "

@@ -65,7 +65,9 @@ def load_pretrained_state_dict(arch: str, pretrained: str | Path, *, weights_dir
     else:
         path = Path(pretrained)
         if not path.is_file():
-            raise WeightsError(f"pretrained weights file {path} does not exist; pass an existing file, 'imagenet' or 'none'")
+            raise WeightsError(
+                f"pretrained weights file {path} does not exist; pass an existing file, 'imagenet' or 'none'"
+            )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated download or a non-torch file
@@ -90,14 +92,23 @@ def load_checked(module: nn.Module, state_dict: dict, *, source: str, ignore_pre
     if missing or bad_shape:
         lines = [f"weights for {source} do not fit the network"]
         if missing:
-            lines.append(f"missing keys ({len(missing)}): {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+            lines.append(
+                f"missing keys ({len(missing)}): {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+            )
         if bad_shape:
             lines.append(f"shape mismatches ({len(bad_shape)}): {'; '.join(bad_shape[:10])}")
         raise WeightsError("\n".join(lines))
     module.load_state_dict({k: v for k, v in state_dict.items() if k in expected}, strict=False)
 
 
-def fetch(arch: str, *, weights_dir: str | Path = "weights", base_url: str = DEFAULT_BASE_URL, progress: bool = True, timeout: float = 60.0) -> Path:
+def fetch(
+    arch: str,
+    *,
+    weights_dir: str | Path = "weights",
+    base_url: str = DEFAULT_BASE_URL,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Downloads ``arch``'s ImageNet file into ``weights_dir`` (skipped when a verified copy is there).
 
     Writes to a temporary file and renames it only after the SHA-256 check, so a failed or interrupted download
@@ -119,14 +130,18 @@ def fetch(arch: str, *, weights_dir: str | Path = "weights", base_url: str = DEF
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=filename, disable=not progress) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=filename, disable=not progress
+            ) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
         actual = digest.hexdigest()
         if not actual.startswith(prefix):
-            raise WeightsError(f"SHA-256 mismatch for {url}: expected a digest starting {prefix}, got {actual}. The download is corrupt; nothing was written.")
+            raise WeightsError(
+                f"SHA-256 mismatch for {url}: expected a digest starting {prefix}, got {actual}. The download is corrupt; nothing was written."
+            )
         os.replace(tmp_name, dest)
     except (urllib.error.URLError, OSError) as exc:
         raise WeightsError(
@@ -147,12 +162,18 @@ def sha256_of(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m detector.weights", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m detector.weights", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    f = sub.add_parser("fetch", help="download ImageNet weights into --dir", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    f = sub.add_parser(
+        "fetch", help="download ImageNet weights into --dir", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     f.add_argument("arch", nargs="+", choices=sorted(IMAGENET_FILES))
     f.add_argument("--dir", default="weights", help="folder to write into")
-    f.add_argument("--base-url", default=DEFAULT_BASE_URL, help="where the files are served from (a mirror, or a local server)")
+    f.add_argument(
+        "--base-url", default=DEFAULT_BASE_URL, help="where the files are served from (a mirror, or a local server)"
+    )
     sub.add_parser("list", help="show which ImageNet files are present locally")
     args = parser.parse_args(argv)
     if args.command == "list":

@@ -40,9 +40,21 @@ def tiny_classifier_ckpt(tmp_path_factory):
     config = {"name": "lenet5", "num_classes": len(CLASSES), "input_size": [3, 32, 32], "activation": "relu", "init": None,
               "hidden_sizes": [120, 84], "dropout": 0.0, "batch_norm": False}  # fmt: skip
     torch.manual_seed(0)
-    model = build_classifier("lenet5", num_classes=len(CLASSES), input_size=(3, 32, 32), hidden_sizes=(120, 84), dropout=0.0)
+    model = build_classifier(
+        "lenet5", num_classes=len(CLASSES), input_size=(3, 32, 32), hidden_sizes=(120, 84), dropout=0.0
+    )
     path = tmp_path_factory.mktemp("classifier") / "tiny-classifier.pt"
-    checkpoint.save(path, checkpoint.model_payload(model, kind=CLASSIFIER_KIND, config=config, class_names=list(CLASSES), train_config={"augment": "none"}, metrics={"top1": 0.0}))
+    checkpoint.save(
+        path,
+        checkpoint.model_payload(
+            model,
+            kind=CLASSIFIER_KIND,
+            config=config,
+            class_names=list(CLASSES),
+            train_config={"augment": "none"},
+            metrics={"top1": 0.0},
+        ),
+    )
     return path
 
 

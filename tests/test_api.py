@@ -33,7 +33,9 @@ ASTRONAUT = skimage.data.astronaut()  # 512 x 512 RGB photograph
 @pytest.fixture(scope="module")
 def settings(served_models) -> Settings:
     # fp32 pinned: "auto" is bf16 on a CPU with AMX and fp32 on one without, and these tests compare answers.
-    return Settings(models=served_models, max_upload_bytes=MAX_UPLOAD, max_image_pixels=MAX_PIXELS, max_wait_ms=0, precision="fp32")
+    return Settings(
+        models=served_models, max_upload_bytes=MAX_UPLOAD, max_image_pixels=MAX_PIXELS, max_wait_ms=0, precision="fp32"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,9 @@ def test_detect_answer_schema_and_pixels(client):
 def test_raw_body_equals_multipart_and_threshold_filters(client):
     data = encode(ASTRONAUT)
     multipart = detect(client, data, score_threshold=0.05).json()["detections"]
-    raw = client.post("/detect", params={"score_threshold": 0.05}, content=data, headers={"content-type": "image/jpeg"}).json()["detections"]
+    raw = client.post(
+        "/detect", params={"score_threshold": 0.05}, content=data, headers={"content-type": "image/jpeg"}
+    ).json()["detections"]
     assert raw == multipart
     top = detect(client, data, score_threshold=0.05, max_detections=2).json()["detections"]
     assert top == multipart[:2]
@@ -88,7 +92,9 @@ def test_raw_body_equals_multipart_and_threshold_filters(client):
 def test_boxes_are_in_original_pixels(client):
     """The same photograph at half size gives the same objects at half the coordinates (within a few pixels)."""
     full = detect(client, encode(ASTRONAUT), score_threshold=0.5).json()["detections"]
-    half = detect(client, encode(Image.fromarray(ASTRONAUT).resize((256, 256), Image.BILINEAR)), score_threshold=0.5).json()["detections"]
+    half = detect(
+        client, encode(Image.fromarray(ASTRONAUT).resize((256, 256), Image.BILINEAR)), score_threshold=0.5
+    ).json()["detections"]
     assert full, "needs at least one confident detection"
     best = full[0]
     match = [d for d in half if d["label"] == best["label"]]
@@ -99,7 +105,10 @@ def test_boxes_are_in_original_pixels(client):
 
 def test_png_answer(client):
     data = encode(ASTRONAUT)
-    for r in (detect(client, data, format="png"), client.post("/detect", content=data, headers={"accept": "image/png"})):
+    for r in (
+        detect(client, data, format="png"),
+        client.post("/detect", content=data, headers={"accept": "image/png"}),
+    ):
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         drawn = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
         assert drawn.shape == ASTRONAUT.shape
@@ -108,14 +117,18 @@ def test_png_answer(client):
 
 
 def test_classify_answer(client):
-    r = client.post("/classify", params={"top_k": 3}, files={"image": ("c.jpg", encode(skimage.data.chelsea()), "image/jpeg")})
+    r = client.post(
+        "/classify", params={"top_k": 3}, files={"image": ("c.jpg", encode(skimage.data.chelsea()), "image/jpeg")}
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["model"] == "tiny-classifier"
     assert body["image"] == {"width": 451, "height": 300}
     scores = [p["score"] for p in body["predictions"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-5
-    everything = client.post("/classify", params={"top_k": 1000}, content=encode(skimage.data.chelsea())).json()["predictions"]
+    everything = client.post("/classify", params={"top_k": 1000}, content=encode(skimage.data.chelsea())).json()[
+        "predictions"
+    ]
     assert len(everything) == 6 and abs(sum(p["score"] for p in everything) - 1) < 1e-4
     t = client.post("/classify", params={"tta": "10crop"}, content=encode(skimage.data.chelsea()))
     assert t.status_code == 200 and len(t.json()["predictions"]) == 5
@@ -181,7 +194,7 @@ def test_modes_are_converted(client):
         "rgba": encode(rgb.convert("RGBA"), "PNG"),
         "la": encode(rgb.convert("LA"), "PNG"),
         "1-bit": encode(rgb.convert("1"), "BMP"),
-        "16-bit": encode(Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257)), "PNG"),
+        "16-bit": encode(Image.fromarray(np.asarray(rgb.convert("L")).astype(np.uint16) * 257), "PNG"),
         "webp": encode(rgb, "WEBP"),
         "bmp": encode(rgb, "BMP"),
         "gif": encode(rgb, "GIF"),
@@ -201,7 +214,9 @@ def test_16_bit_and_alpha_decode_to_the_right_pixels():
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 0] = 200
     rgba[:2, ..., 3] = 255  # top half opaque red, bottom half transparent
-    out = np.asarray(decode_image(encode(Image.fromarray(rgba, "RGBA"), "PNG"), allowed_formats=["PNG"], max_pixels=10**6))
+    out = np.asarray(
+        decode_image(encode(Image.fromarray(rgba, "RGBA"), "PNG"), allowed_formats=["PNG"], max_pixels=10**6)
+    )
     assert out[0, 0].tolist() == [200, 0, 0] and out[3, 3].tolist() == [255, 255, 255]  # transparent -> white
 
 
@@ -225,7 +240,10 @@ def test_unsupported_and_corrupt(client):
     r = detect(client, b"just some text, not an image")
     assert r.status_code == 415 and error_of(r)["code"] == "unsupported_media_type"
     # The content decides, not the name or the declared type: a PNG named .txt is fine, text named .jpg is not.
-    assert client.post("/classify", files={"image": ("notes.txt", encode(ASTRONAUT, "PNG"), "text/plain")}).status_code == 200
+    assert (
+        client.post("/classify", files={"image": ("notes.txt", encode(ASTRONAUT, "PNG"), "text/plain")}).status_code
+        == 200
+    )
     assert client.post("/classify", files={"image": ("photo.jpg", b"%PDF-1.4 ...", "image/jpeg")}).status_code == 415
     jpeg = encode(ASTRONAUT)
     for broken in (jpeg[: len(jpeg) // 3], b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, jpeg[:3] + b"\x00" * 50):
@@ -309,7 +327,9 @@ def test_not_found_and_wrong_method_use_the_error_shape(client):
 
 
 def test_api_key(served_models):
-    app = create_app(Settings(models=served_models, api_key="s3cret", cors_origins=["https://example.org"], precision="fp32"))
+    app = create_app(
+        Settings(models=served_models, api_key="s3cret", cors_origins=["https://example.org"], precision="fp32")
+    )
     with TestClient(app) as c:
         data = encode(ASTRONAUT)
         r = c.post("/detect", content=data)
@@ -320,7 +340,9 @@ def test_api_key(served_models):
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
         pre = c.options("/detect", headers={"origin": "https://example.org", "access-control-request-method": "POST"})
         assert pre.headers["access-control-allow-origin"] == "https://example.org"
-        other = c.options("/detect", headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+        other = c.options(
+            "/detect", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
+        )
         assert other.headers.get("access-control-allow-origin") != "https://evil.example"
 
 
@@ -385,7 +407,9 @@ def _concurrently(fn, n: int) -> list:
 
 
 def test_full_queue_answers_503_with_retry_after(served_models):
-    app = create_app(Settings(models=served_models, queue_size=1, max_batch_size=1, max_wait_ms=0, retry_after_s=3, precision="fp32"))
+    app = create_app(
+        Settings(models=served_models, queue_size=1, max_batch_size=1, max_wait_ms=0, retry_after_s=3, precision="fp32")
+    )
     with TestClient(app) as c:
         reg = app.state.registry
         _slow(reg.models["tiny-classifier"], 0.6)
@@ -431,7 +455,11 @@ def test_concurrent_requests_are_batched_and_answered_correctly(served_models):
 
 def test_openapi_shows_the_api_key_only_when_configured(served_models, client):
     assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
-    spec = TestClient(create_app(Settings(models=served_models, api_key="k", precision="fp32"))).get("/openapi.json").json()
+    spec = (
+        TestClient(create_app(Settings(models=served_models, api_key="k", precision="fp32")))
+        .get("/openapi.json")
+        .json()
+    )
     assert spec["components"]["securitySchemes"]["APIKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     assert spec["paths"]["/detect"]["post"]["security"] == [{"APIKey": []}]
     assert "security" not in spec["paths"]["/healthz"]["get"]
@@ -458,18 +486,24 @@ def test_auto_precision_follows_the_cpu_and_says_why(served_models, monkeypatch,
 
     cpu = CPUInfo(model="Test CPU", capability="AVX512", amx=amx, avx512_bf16=True, onednn_max_isa=None)
     monkeypatch.setattr(precision, "cpu_info", lambda: cpu)
-    app = create_app(Settings(models={"d": served_models["default-detector"]}, precision="auto", device="cpu", warmup=False))
+    app = create_app(
+        Settings(models={"d": served_models["default-detector"]}, precision="auto", device="cpu", warmup=False)
+    )
     with TestClient(app) as c:
         (info,) = c.get("/models").json()["models"]
     assert info["precision"] == expected
     assert info["precision_reason"] == ("auto: Test CPU has AMX, bf16 matrix units" if amx else
                                         "auto: Test CPU has AVX-512 BF16 but no AMX; bf16 would not be measurably faster")  # fmt: skip
-    assert app.state.registry.models["d"].model.backbone.body[0].weight.dtype == precision.DTYPES[expected]  # prepared for it
+    assert (
+        app.state.registry.models["d"].model.backbone.body[0].weight.dtype == precision.DTYPES[expected]
+    )  # prepared for it
 
 
 def test_fp16_on_the_cpu_is_refused_at_startup(served_models):
     from api.registry import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="fp16 needs CUDA"):
-        with TestClient(create_app(Settings(models={"d": served_models["default-detector"]}, precision="fp16", device="cpu"))):
+        with TestClient(
+            create_app(Settings(models={"d": served_models["default-detector"]}, precision="fp16", device="cpu"))
+        ):
             pass

@@ -76,7 +76,25 @@ def test_compare_batching_against_the_started_server(tmp_path):
 def test_url_drives_a_running_server_without_memory_figures(tmp_path, capsys):
     out = tmp_path / "load.json"
     with running_server({"models": {"default-detector": DETECTOR}}) as (url, _):
-        assert loadtest.main(["--url", url, "--concurrency", "2", "--duration", "1.5", "--warmup", "0", "--body", "raw", "--json", str(out)]) == 0
+        assert (
+            loadtest.main(
+                [
+                    "--url",
+                    url,
+                    "--concurrency",
+                    "2",
+                    "--duration",
+                    "1.5",
+                    "--warmup",
+                    "0",
+                    "--body",
+                    "raw",
+                    "--json",
+                    str(out),
+                ]
+            )
+            == 0
+        )
     (run,) = json.loads(out.read_text())["runs"]
     check_report(run)
     assert run["memory_mib"] is None and run["url"] == url

@@ -15,11 +15,19 @@ def test_no_server_error_and_answers_match_the_schema(served_models):
     with running_server({"models": served_models, "max_wait_ms": 0}) as (url, _):
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert {f"{op.method.upper()} {op.path}" for op in operations} >= {"POST /detect", "POST /classify", "GET /models", "GET /metrics", "GET /readyz"}
+        assert {f"{op.method.upper()} {op.path}" for op in operations} >= {
+            "POST /detect",
+            "POST /classify",
+            "GET /models",
+            "GET /metrics",
+            "GET /readyz",
+        }
         for operation in operations:
 
             @given(case=operation.as_strategy())
-            @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+            @settings(
+                max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+            )
             def check(case):
                 # Excluded: "a schema-valid request must succeed". The schema can say "binary", not "a decodable
                 # JPEG", so random bytes are schema-valid yet rightly answered 415/400 (documented error answers).

@@ -22,7 +22,10 @@ def _jpeg() -> bytes:
 
 @pytest.fixture(scope="module")
 def url(served_models):
-    with running_server({"models": served_models, "max_upload_bytes": MAX_UPLOAD, "max_image_pixels": 3_000_000}) as (base, _):
+    with running_server({"models": served_models, "max_upload_bytes": MAX_UPLOAD, "max_image_pixels": 3_000_000}) as (
+        base,
+        _,
+    ):
         yield base
 
 
@@ -33,7 +36,9 @@ def _error(r: httpx.Response) -> dict:
 
 
 def test_good_request_over_http(url):
-    r = httpx.post(f"{url}/detect", files={"image": ("a.jpg", _jpeg(), "image/jpeg")}, params={"score_threshold": 0.05}, timeout=60)
+    r = httpx.post(
+        f"{url}/detect", files={"image": ("a.jpg", _jpeg(), "image/jpeg")}, params={"score_threshold": 0.05}, timeout=60
+    )
     assert r.status_code == 200 and r.json()["detections"]
 
 
@@ -43,11 +48,26 @@ def test_bad_inputs_over_http(url):
     Image.new("L", (2000, 2000)).save(png_bomb, format="PNG")
     cases = [
         ("text body", dict(content=b"hello", headers={"content-type": "image/jpeg"}), 415, "unsupported_media_type"),
-        ("truncated jpeg", dict(content=jpeg[: len(jpeg) // 2], headers={"content-type": "image/jpeg"}), 400, "corrupt_image"),
+        (
+            "truncated jpeg",
+            dict(content=jpeg[: len(jpeg) // 2], headers={"content-type": "image/jpeg"}),
+            400,
+            "corrupt_image",
+        ),
         ("zero bytes", dict(content=b"", headers={"content-type": "image/jpeg"}), 422, "missing_field"),
         ("wrong field", dict(files={"file": ("a.jpg", jpeg, "image/jpeg")}), 422, "missing_field"),
-        ("pixel bomb", dict(content=png_bomb.getvalue(), headers={"content-type": "image/png"}), 413, "image_too_large"),
-        ("declared too large", dict(content=b"\xff\xd8\xff" + b"\0" * MAX_UPLOAD, headers={"content-type": "image/jpeg"}), 413, "payload_too_large"),
+        (
+            "pixel bomb",
+            dict(content=png_bomb.getvalue(), headers={"content-type": "image/png"}),
+            413,
+            "image_too_large",
+        ),
+        (
+            "declared too large",
+            dict(content=b"\xff\xd8\xff" + b"\0" * MAX_UPLOAD, headers={"content-type": "image/jpeg"}),
+            413,
+            "payload_too_large",
+        ),
     ]
     for name, kwargs, status, code in cases:
         r = httpx.post(f"{url}/detect", timeout=60, **kwargs)

@@ -78,7 +78,9 @@ def page(browser, server):
 
 def api(server: str, task: str, path: Path, headers: dict | None = None, **params) -> httpx.Response:
     """The same request, straight to the API."""
-    return httpx.post(f"{server}/{task}", params=params, headers=headers, files={"image": (path.name, path.read_bytes())}, timeout=120)
+    return httpx.post(
+        f"{server}/{task}", params=params, headers=headers, files={"image": (path.name, path.read_bytes())}, timeout=120
+    )
 
 
 def run_and_wait(page) -> str:
@@ -88,7 +90,9 @@ def run_and_wait(page) -> str:
 
 
 def shown_rows(page) -> list[dict]:
-    return page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => ({...r.dataset, cells: [...r.cells].map(c => c.textContent)}))")
+    return page.eval_on_selector_all(
+        "#results tbody tr", "rows => rows.map(r => ({...r.dataset, cells: [...r.cells].map(c => c.textContent)}))"
+    )
 
 
 def set_threshold(page, value: float) -> None:
@@ -146,7 +150,9 @@ def test_detect_shows_what_the_api_answers(page, server, photo):
     assert c["opaque"] == c["n"] and c["std"] > 20, "the canvas should show the photograph"
     assert c["differ"] > 2000, "boxes and labels should be drawn over the photograph"
     color = rows[0]["color"]
-    assert set(c["edge"]) == {color}, f"the first box's left edge (drawn last, on top) at x={x} should be {color}: {c['edge']}"
+    assert set(c["edge"]) == {color}, (
+        f"the first box's left edge (drawn last, on top) at x={x} should be {color}: {c['edge']}"
+    )
 
     # The slider is what is sent: a higher threshold shows fewer rows, as many as the API gives at it.
     set_threshold(page, 0.6)
@@ -185,7 +191,9 @@ def test_dropped_image_is_detected(page, server, photo):
     assert photo.name in page.text_content("#drop")
     page.wait_for_function(f"document.getElementById('canvas').height === {CANVAS_SIZE[1]}")  # the preview
     assert run_and_wait(page).startswith("Done"), page.text_content("#error")
-    dets = api(server, "detect", photo, score_threshold=0.5, model=DETECTOR).json()["detections"]  # the slider's default
+    dets = api(server, "detect", photo, score_threshold=0.5, model=DETECTOR).json()[
+        "detections"
+    ]  # the slider's default
     assert len(dets) > 0
     assert [r["label"] for r in shown_rows(page)] == [d["label"] for d in dets]
 

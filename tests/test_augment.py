@@ -173,7 +173,25 @@ def test_pca_lighting_moves_pixels_along_the_imagenet_eigenvectors():
 
 def test_augment_cli_draws_a_detection_grid(tiny_voc, tmp_path):
     out = tmp_path / "grid.png"
-    assert augment_main(["--preset", "strong", "--data", str(tiny_voc), "--out", str(out), "--n", "2", "--views", "2", "--cell", "64"]) == 0
+    assert (
+        augment_main(
+            [
+                "--preset",
+                "strong",
+                "--data",
+                str(tiny_voc),
+                "--out",
+                str(out),
+                "--n",
+                "2",
+                "--views",
+                "2",
+                "--cell",
+                "64",
+            ]
+        )
+        == 0
+    )
     grid = np.asarray(Image.open(out).convert("RGB"))
     assert grid.shape[0] == 2 * (64 + 4) + 4  # two rows of 64 px tiles with 4 px gaps
     assert grid.shape[1] >= 4 + 3 * (64 + 4)  # original + 2 views per row, each at least 64 px wide
@@ -200,4 +218,15 @@ def test_augment_cli_names_a_missing_folder(tmp_path):
         augment_main(["--preset", "basic", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "g.png")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="ROOT/<split>/<class>"):
-        augment_main(["--preset", "basic", "--task", "classify", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "g.png")])
+        augment_main(
+            [
+                "--preset",
+                "basic",
+                "--task",
+                "classify",
+                "--data",
+                str(tmp_path / "empty"),
+                "--out",
+                str(tmp_path / "g.png"),
+            ]
+        )

@@ -26,7 +26,13 @@ def test_cli_writes_consistent_json(tmp_path, capsys, mode, unit):
     assert report[f"ours_roi_pool_{unit}"] > 0
     assert report["min_size"] == 96
     assert set(report["detections_first_image"]) == {"ours", "torchvision", "ours_roi_pool"}
-    assert (report["backbone"], report["precision"], report["device"], report["size"], report["threads"]) == ("tiny", "fp32", "cpu", [96, 128], 2)
+    assert (report["backbone"], report["precision"], report["device"], report["size"], report["threads"]) == (
+        "tiny",
+        "fp32",
+        "cpu",
+        [96, 128],
+        2,
+    )
     for key in ("batch", "images", "torch", "cpu", "date"):
         assert key in report
     assert "ratio ours/torchvision" in capsys.readouterr().out
@@ -61,10 +67,29 @@ def test_several_batches_and_precisions_with_the_answer_check(tmp_path, capsys):
     """One report per (precision, batch), a summary against torchvision in fp32, and the check: ours and
     torchvision's RoI heads answer identically on the same proposals."""
     out = tmp_path / "bench.json"
-    argv = ["inference", *TINY, "--images", "2", "--batch", "1", "2", "--precision", "fp32", "bf16", "--check", "--json", str(out)]
+    argv = [
+        "inference",
+        *TINY,
+        "--images",
+        "2",
+        "--batch",
+        "1",
+        "2",
+        "--precision",
+        "fp32",
+        "bf16",
+        "--check",
+        "--json",
+        str(out),
+    ]
     assert bench.main(argv) == 0
     report = json.loads(out.read_text())
-    assert [(r["precision"], r["batch"]) for r in report["reports"]] == [("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)]
+    assert [(r["precision"], r["batch"]) for r in report["reports"]] == [
+        ("fp32", 1),
+        ("fp32", 2),
+        ("bf16", 1),
+        ("bf16", 2),
+    ]
     assert len(report["summary"]) == 1 + 4
     check = report["check"]
     assert check["transform_equal"] and check["features_max_diff"] == 0.0

@@ -121,7 +121,13 @@ def test_matcher_low_quality_ignores_gt_without_overlap():
 def test_matcher_low_min_ignores_tiny_overlaps():
     iou = torch.tensor([[0.05, 0.1, 0.3, 0.5, 0.0]])
     # Fast R-CNN: fg >= 0.5, bg in [0.1, 0.5), below 0.1 ignored.
-    assert Matcher(0.5, 0.5, low_min=0.1)(iou).tolist() == [Matcher.BETWEEN, Matcher.BELOW, Matcher.BELOW, 0, Matcher.BETWEEN]
+    assert Matcher(0.5, 0.5, low_min=0.1)(iou).tolist() == [
+        Matcher.BETWEEN,
+        Matcher.BELOW,
+        Matcher.BELOW,
+        0,
+        Matcher.BETWEEN,
+    ]
     assert Matcher(0.5, 0.5)(iou).tolist() == [Matcher.BELOW, Matcher.BELOW, Matcher.BELOW, 0, Matcher.BELOW]
 
 
@@ -140,7 +146,10 @@ def _labels(num_pos, num_neg, num_ignored=50):
     return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
 
 
-@pytest.mark.parametrize(("num_pos", "num_neg", "expected"), [(10, 1000, (10, 246)), (200, 1000, (128, 128)), (200, 20, (128, 20)), (0, 5, (0, 5))])
+@pytest.mark.parametrize(
+    ("num_pos", "num_neg", "expected"),
+    [(10, 1000, (10, 246)), (200, 1000, (128, 128)), (200, 20, (128, 20)), (0, 5, (0, 5))],
+)
 def test_sample_balanced_counts(num_pos, num_neg, expected):
     labels = _labels(num_pos, num_neg)
     pos, neg = sample_balanced(labels, 256, 0.5, generator=torch.Generator().manual_seed(0))

@@ -18,7 +18,12 @@ CLASSES = ("circle", "square", "triangle")
 
 def _config():
     cfg = tiny_config(num_classes=len(CLASSES))
-    return dataclasses.replace(cfg, min_size=(96,), max_size=160, rpn=dataclasses.replace(cfg.rpn, pre_nms_top_n_test=200, post_nms_top_n_test=20))
+    return dataclasses.replace(
+        cfg,
+        min_size=(96,),
+        max_size=160,
+        rpn=dataclasses.replace(cfg.rpn, pre_nms_top_n_test=200, post_nms_top_n_test=20),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +32,9 @@ def saved_model(tmp_path_factory):
     cfg = _config()
     model = build_detector("faster_rcnn", cfg).eval()
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    payload = checkpoint.model_payload(model, kind="faster_rcnn", config=cfg.to_dict(), class_names=CLASSES, metrics={"mAP": 0.5})
+    payload = checkpoint.model_payload(
+        model, kind="faster_rcnn", config=cfg.to_dict(), class_names=CLASSES, metrics={"mAP": 0.5}
+    )
     payload["optimizer"] = {"state": {0: {"momentum_buffer": torch.zeros(1000, 100)}}}  # resume state export drops
     checkpoint.save(path, payload)
     return model, path
@@ -111,7 +118,9 @@ def test_export_half_is_smaller_and_loads(saved_model, tmp_path):
     assert "optimizer" not in raw
     assert all(v.dtype == torch.float16 for v in raw["model"].values() if v.is_floating_point())
     shared = [k for k in raw["model"] if k.startswith("backbone.head.")]
-    assert shared and all(raw["model"][k] is raw["model"]["roi_heads.head." + k[len("backbone.head.") :]] for k in shared)
+    assert shared and all(
+        raw["model"][k] is raw["model"]["roi_heads.head." + k[len("backbone.head.") :]] for k in shared
+    )
     rebuilt, _ = load_detector(out)
     assert all(p.dtype == torch.float32 for p in rebuilt.parameters())
     ref = model.state_dict()

@@ -31,7 +31,12 @@ def channel_classifier(tmp_path_factory):
     config = {"name": "softmax", "num_classes": 3, "input_size": [3, SIZE, SIZE], "activation": "relu", "init": None,
               "hidden_sizes": [], "dropout": 0.0, "batch_norm": False}  # fmt: skip
     path = tmp_path_factory.mktemp("classifier") / "channels.pt"
-    checkpoint.save(path, checkpoint.model_payload(model, kind=CLASSIFIER_KIND, config=config, class_names=CLASSES, train_config={"augment": "none"}))
+    checkpoint.save(
+        path,
+        checkpoint.model_payload(
+            model, kind=CLASSIFIER_KIND, config=config, class_names=CLASSES, train_config={"augment": "none"}
+        ),
+    )
     return path
 
 
@@ -88,7 +93,11 @@ def test_cli_prints_the_table_and_writes_json_and_plot(channel_classifier, folde
     printed = capsys.readouterr().out
     assert "top-1 0.8750" in printed and "red" in printed and "0.750" in printed
     saved = json.loads(out.read_text())
-    assert saved["top1"] == pytest.approx(0.875) and saved["split"] == "test" and saved["checkpoint"] == str(channel_classifier)
+    assert (
+        saved["top1"] == pytest.approx(0.875)
+        and saved["split"] == "test"
+        and saved["checkpoint"] == str(channel_classifier)
+    )
     assert np.array(saved["confusion"]).sum() == 8
     assert (tmp_path / "plots" / "confusion_matrix.png").stat().st_size > 5_000
 

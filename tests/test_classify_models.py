@@ -74,7 +74,9 @@ def test_mlp_batch_norm_and_dropout_flags():
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_each_activation_builds_a_working_mlp(activation):
     torch.manual_seed(0)
-    model = build_classifier("mlp", num_classes=4, input_size=SMALL, hidden_sizes=(32, 16), activation=activation, dropout=0.0)
+    model = build_classifier(
+        "mlp", num_classes=4, input_size=SMALL, hidden_sizes=(32, 16), activation=activation, dropout=0.0
+    )
     out = model(torch.randn(2, *SMALL))
     assert out.shape == (2, 4) and torch.isfinite(out).all()
     expected = {"swish": nn.SiLU, "silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "prelu": nn.PReLU, "elu": nn.ELU,
@@ -88,7 +90,13 @@ def test_maxout_doubles_the_layer_before_it():
     assert mlp.head.in_features == 256
     lenet = build_classifier("lenet5", num_classes=10, input_size=SMALL, activation="maxout")
     convs = [m for m in lenet.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    assert [(c.weight.shape[1], c.weight.shape[0]) for c in convs] == [(3, 12), (6, 32), (400, 240), (120, 168), (84, 10)]
+    assert [(c.weight.shape[1], c.weight.shape[0]) for c in convs] == [
+        (3, 12),
+        (6, 32),
+        (400, 240),
+        (120, 168),
+        (84, 10),
+    ]
     assert lenet(torch.randn(1, *SMALL)).shape == (1, 10)
 
 
@@ -272,7 +280,18 @@ def test_missing_imagenet_file_says_how_to_fetch_it(tmp_path, monkeypatch):
 
 
 def test_bad_arguments_raise_clear_errors():
-    assert CLASSIFIERS == ("softmax", "mlp", "lenet5", "convnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101")
+    assert CLASSIFIERS == (
+        "softmax",
+        "mlp",
+        "lenet5",
+        "convnet",
+        "vgg16",
+        "vgg16_bn",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+    )
     with pytest.raises(ValueError, match="unknown classifier"):
         build_classifier("alexnet", num_classes=3)
     with pytest.raises(ValueError, match="uses ReLU"):

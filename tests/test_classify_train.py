@@ -56,7 +56,9 @@ def test_lenet5_learns_the_crops_and_writes_its_reports(crops, tmp_path, capsys)
     assert m["after"] >= 0.85, m
     model, ckpt = load_classifier(out / "last.pt")
 
-    assert ckpt["kind"] == "classifier" and ckpt["class_names"] == CLASS_NAMES and model.class_names == tuple(CLASS_NAMES)
+    assert (
+        ckpt["kind"] == "classifier" and ckpt["class_names"] == CLASS_NAMES and model.class_names == tuple(CLASS_NAMES)
+    )
     assert ckpt["model_config"] == {
         "name": "lenet5", "num_classes": 6, "input_size": [3, 32, 32], "activation": "relu", "init": None,
         "hidden_sizes": [512, 256], "dropout": 0.5, "batch_norm": False, "channels": [16, 32, 64, 128],
@@ -70,14 +72,20 @@ def test_lenet5_learns_the_crops_and_writes_its_reports(crops, tmp_path, capsys)
     results = json.loads((out / "results.json").read_text())
     assert results["best_top1"] == max(r["top1"] for r in epochs)
     final = results["final_eval"]
-    assert final["weights"].startswith("best.pt") and final["top1"] == pytest.approx(results["best_top1"]) and final["topk"] == 5
+    assert (
+        final["weights"].startswith("best.pt")
+        and final["top1"] == pytest.approx(results["best_top1"])
+        and final["topk"] == 5
+    )
     confusion = np.array(final["confusion"])
     assert confusion.shape == (6, 6) and confusion.sum() == final["images"] == 17
     for i, name in enumerate(CLASS_NAMES):
         row = final["per_class"][name]
         assert row["images"] == confusion[i].sum() and row["correct"] == confusion[i, i]
     assert np.trace(confusion) / confusion.sum() == pytest.approx(final["top1"])
-    assert (out / "confusion_matrix.png").stat().st_size > 10_000 and (out / "training_curves.png").stat().st_size > 10_000
+    assert (out / "confusion_matrix.png").stat().st_size > 10_000 and (
+        out / "training_curves.png"
+    ).stat().st_size > 10_000
     assert (out / "best.pt").exists()
     printed = capsys.readouterr().out
     assert "accuracy" in printed and all(name in printed for name in CLASS_NAMES)
@@ -113,7 +121,18 @@ def test_resume_gives_the_same_weights_as_not_stopping(crops, tmp_path):
 
 
 def test_lr_range_test_suggests_a_swept_rate_and_leaves_training_unchanged(crops, tmp_path):
-    common = ["--model", "mlp", "--hidden-sizes", "32", "--batch-size", "16", "--find-lr-steps", "40", "--val-split", "none"]
+    common = [
+        "--model",
+        "mlp",
+        "--hidden-sizes",
+        "32",
+        "--batch-size",
+        "16",
+        "--find-lr-steps",
+        "40",
+        "--val-split",
+        "none",
+    ]
     run(crops, tmp_path / "find", *common, "--find-lr")
     found = json.loads((tmp_path / "find" / "lr_finder.json").read_text())
     assert found["lrs"][0] == pytest.approx(1e-7) and found["lrs"][-1] <= 10.0
@@ -132,7 +151,9 @@ def test_lr_range_test_suggests_a_swept_rate_and_leaves_training_unchanged(crops
 def test_suggestion_is_the_steepest_decade_before_the_minimum():
     lrs = [float(x) for x in np.logspace(-7, 1, 81)]  # 10 points per decade
     # Falls fastest at 1e-3, bottoms out at 1e-1 and then diverges; the steep rise after the minimum is ignored.
-    loss = [2.0 - math.tanh(2 * (math.log10(lr) + 3)) + (50.0 * (math.log10(lr) + 1) if lr > 0.1 else 0.0) for lr in lrs]
+    loss = [
+        2.0 - math.tanh(2 * (math.log10(lr) + 3)) + (50.0 * (math.log10(lr) + 1) if lr > 0.1 else 0.0) for lr in lrs
+    ]
     suggestion, method = _suggest(lrs, loss)
     assert method == "steepest" and suggestion == pytest.approx(1e-3, rel=0.3)
     # Less than a decade before the minimum: a tenth of the min-loss rate, kept inside the sweep.
@@ -140,7 +161,20 @@ def test_suggestion_is_the_steepest_decade_before_the_minimum():
 
 
 def test_freeze_backbone_trains_only_the_head(crops, tmp_path):
-    common = ["--model", "lenet5", "--optimizer", "momentum", "--lr", "0.05", "--iters", "3", "--batch-size", "16", "--val-split", "none"]
+    common = [
+        "--model",
+        "lenet5",
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.05",
+        "--iters",
+        "3",
+        "--batch-size",
+        "16",
+        "--val-split",
+        "none",
+    ]
     initial = _initial("lenet5")
     run(crops, tmp_path / "frozen", *common, "--freeze", "backbone")
     frozen, _ = load_classifier(tmp_path / "frozen" / "last.pt")
@@ -157,7 +191,24 @@ def test_freeze_backbone_trains_only_the_head(crops, tmp_path):
 
 def test_ten_crop_tta_final_evaluation_at_64_px(crops, tmp_path):
     out = tmp_path / "tta"
-    run(crops, out, "--model", "lenet5", "--input-size", "64", "--optimizer", "adam", "--lr", "0.003", "--epochs", "1", "--batch-size", "16", "--tta", "10crop")
+    run(
+        crops,
+        out,
+        "--model",
+        "lenet5",
+        "--input-size",
+        "64",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.003",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--tta",
+        "10crop",
+    )
     final = json.loads((out / "results.json").read_text())["final_eval"]
     assert final["tta"] == "10crop" and final["images"] == 17 and sum(map(sum, final["confusion"])) == 17
     # The views are cut from 73 px images (round(256 * 64 / 224)) at the model's 64 px.
@@ -195,7 +246,12 @@ def test_tta_view_sizes_follow_the_input_size():
     spy = _ShapeSpy()
     result = evaluate_classifier(spy, dataset, device=CPU, tta="10crop", input_size=64)
     assert spy.shapes == [(10, 3, 64, 64)] * 2
-    assert result["top1"] == 0.5 and result["top5"] == 1.0 and result["topk"] == 3 and result["confusion"] == [[0, 0, 0], [0, 1, 0], [0, 1, 0]]
+    assert (
+        result["top1"] == 0.5
+        and result["top5"] == 1.0
+        and result["topk"] == 3
+        and result["confusion"] == [[0, 0, 0], [0, 1, 0], [0, 1, 0]]
+    )
     spy.shapes.clear()
     evaluate_classifier(spy, dataset[:1], device=CPU, tta="multiscale", input_size=64)
     assert spy.shapes == [(1, 3, 64, 64), (1, 3, 73, 73), (1, 3, 82, 82), (1, 3, 91, 91)]
@@ -215,7 +271,16 @@ def test_help_for_both_tasks(capsys):
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--backbone" not in text
-    for shown in ("--find-lr", "--tta", "--val-ratio", "default: resnet18", "default: 224", "default: 0.01", "default: basic", "default: 200"):
+    for shown in (
+        "--find-lr",
+        "--tta",
+        "--val-ratio",
+        "default: resnet18",
+        "default: 224",
+        "default: 0.01",
+        "default: basic",
+        "default: 200",
+    ):
         assert shown in text, shown
 
 
@@ -225,6 +290,8 @@ def test_user_errors_name_the_problem(crops, tmp_path):
     with pytest.raises(SystemExit, match=r"split folder .*nowhere does not exist"):
         run(crops, tmp_path, "--model", "lenet5", "--train-split", "nowhere")
     model = _initial("mlp")
-    checkpoint.save(tmp_path / "det.pt", checkpoint.model_payload(model, kind="faster_rcnn", config={}, class_names=CLASS_NAMES))
+    checkpoint.save(
+        tmp_path / "det.pt", checkpoint.model_payload(model, kind="faster_rcnn", config={}, class_names=CLASS_NAMES)
+    )
     with pytest.raises(checkpoint.CheckpointError, match="not a classifier"):
         load_classifier(tmp_path / "det.pt")

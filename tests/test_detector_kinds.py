@@ -13,7 +13,14 @@ from PIL import Image
 from detector import checkpoint
 from detector.data.synth import CLASSES
 from detector.evaluate import main as evaluate_main
-from detector.models.factory import DETECTOR_KINDS, build_detector, default_config, load_detector, proposals_per_image, set_max_proposals
+from detector.models.factory import (
+    DETECTOR_KINDS,
+    build_detector,
+    default_config,
+    load_detector,
+    proposals_per_image,
+    set_max_proposals,
+)
 from detector.predict import main as predict_main
 
 KINDS = ("faster_rcnn", "fast_rcnn", "rcnn")
@@ -31,7 +38,10 @@ def kind_checkpoints(tmp_path_factory):
         torch.manual_seed(0)
         model = build_detector(kind, cfg)
         paths[kind] = folder / f"{kind}.pt"
-        checkpoint.save(paths[kind], checkpoint.model_payload(model, kind=kind, config=cfg.to_dict(), class_names=list(CLASSES), metrics={}))
+        checkpoint.save(
+            paths[kind],
+            checkpoint.model_payload(model, kind=kind, config=cfg.to_dict(), class_names=list(CLASSES), metrics={}),
+        )
     return paths
 
 
@@ -53,7 +63,20 @@ def test_the_three_eval_outputs_share_one_schema(kind_checkpoints, tiny_voc, tmp
     reports = {}
     for kind, path in kind_checkpoints.items():
         out = tmp_path / f"{kind}.json"
-        evaluate_main(["--checkpoint", str(path), "--data", str(tiny_voc), "--split", "test", "--workers", "0", "--json", str(out)])
+        evaluate_main(
+            [
+                "--checkpoint",
+                str(path),
+                "--data",
+                str(tiny_voc),
+                "--split",
+                "test",
+                "--workers",
+                "0",
+                "--json",
+                str(out),
+            ]
+        )
         reports[kind] = json.loads(out.read_text())
     printed = capsys.readouterr().out
     assert "selective_search proposals per image (cached" in printed and "rpn proposals per image" in printed
@@ -77,7 +100,19 @@ def test_predict_runs_selective_search_on_a_new_image(kind_checkpoints, kind, tm
 
     photo = tmp_path / "cat.jpg"
     Image.fromarray(skimage.data.chelsea()).resize((150, 100)).save(photo)
-    predict_main([str(photo), "--checkpoint", str(kind_checkpoints[kind]), "--out", str(tmp_path / "out"), "--score-threshold", "0", "--max-proposals", "50"])
+    predict_main(
+        [
+            str(photo),
+            "--checkpoint",
+            str(kind_checkpoints[kind]),
+            "--out",
+            str(tmp_path / "out"),
+            "--score-threshold",
+            "0",
+            "--max-proposals",
+            "50",
+        ]
+    )
     assert f"{kind}: selective search (fast mode) on each image, top 50 proposals scored" in capsys.readouterr().out
     (record,) = json.loads((tmp_path / "out" / "detections.json").read_text())
     assert record["width"] == 150 and len(record["boxes"]) > 0
@@ -90,7 +125,12 @@ def test_the_service_serves_fast_rcnn_and_rcnn(kind_checkpoints):
     from api.config import Settings
     from api.main import create_app
 
-    settings = Settings(models={kind: str(path) for kind, path in kind_checkpoints.items()}, max_wait_ms=0, warmup=False, precision="fp32")
+    settings = Settings(
+        models={kind: str(path) for kind, path in kind_checkpoints.items()},
+        max_wait_ms=0,
+        warmup=False,
+        precision="fp32",
+    )
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -98,7 +138,11 @@ def test_the_service_serves_fast_rcnn_and_rcnn(kind_checkpoints):
         kinds = {m["name"]: m["kind"] for m in client.get("/models").json()["models"]}
         assert kinds == {k: k for k in KINDS}
         for kind in KINDS:
-            response = client.post("/detect", params={"model": kind, "score_threshold": 0.0}, files={"image": ("x.png", buffer.getvalue(), "image/png")})
+            response = client.post(
+                "/detect",
+                params={"model": kind, "score_threshold": 0.0},
+                files={"image": ("x.png", buffer.getvalue(), "image/png")},
+            )
             assert response.status_code == 200, response.text
             body = response.json()
             assert body["model"] == kind and body["image"] == {"width": 120, "height": 90}

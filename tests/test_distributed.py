@@ -86,7 +86,9 @@ def test_classify_refuses_to_run_under_torchrun(monkeypatch, capsys):
 # ------------------------------------------------------------------------------------------------
 # End to end: two gloo processes on the CPU.
 
-needs_gloo = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo is not available")
+needs_gloo = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo is not available"
+)
 
 # All 8 images 128 x 128 (one aspect group, no padding inside a batch), so 2 x 1 image and 1 x 2 images are
 # the same global batches; 4 steps per epoch.
@@ -102,7 +104,16 @@ def square_voc(tmp_path_factory):
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "detector.train", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "detector.train",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
@@ -125,7 +136,13 @@ def weight_distance(a: dict, b: dict) -> float:
 @needs_gloo
 def test_two_processes_write_once_and_see_disjoint_images(ddp_run):
     out, done = ddp_run
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl", "results.json", "training_curves.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.pt",
+        "last.pt",
+        "metrics.jsonl",
+        "results.json",
+        "training_curves.png",
+    ]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["type"] for r in records] == ["epoch"]  # one writer: no duplicated records
     by_rank = records[0]["image_ids_by_rank"]
@@ -153,7 +170,21 @@ def test_fast_rcnn_under_torchrun_fills_the_proposal_cache_once(square_voc, tmp_
 @needs_gloo
 def test_two_processes_match_one_process_with_the_same_global_batch(ddp_run, square_voc, tmp_path):
     out, _ = ddp_run
-    train_main(["--data", str(square_voc), *FAST, "--val-split", "none", "--epochs", "1", "--batch-size", "2", "--out", str(tmp_path / "one")])
+    train_main(
+        [
+            "--data",
+            str(square_voc),
+            *FAST,
+            "--val-split",
+            "none",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--out",
+            str(tmp_path / "one"),
+        ]
+    )
     train_main(["--data", str(square_voc), *FAST, "--val-split", "none", "--epochs", "1", "--batch-size", "2", "--lr", "0", "--iters", "1",
                 "--out", str(tmp_path / "init")])  # fmt: skip
     ddp = checkpoint.load(out / "last.pt")["model"]
@@ -168,7 +199,21 @@ def test_two_processes_match_one_process_with_the_same_global_batch(ddp_run, squ
 @needs_gloo
 def test_resume_under_ddp_continues_exactly(ddp_run, square_voc, tmp_path):
     straight, _ = ddp_run
-    common = ["--data", str(square_voc), *FAST, "--val-split", "val", "--epochs", "1", "--batch-size", "1", "--lr-base-batch", "2", "--out", str(tmp_path)]
+    common = [
+        "--data",
+        str(square_voc),
+        *FAST,
+        "--val-split",
+        "val",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "1",
+        "--lr-base-batch",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     torchrun(*common, "--iters", "2")
     stopped = checkpoint.load(tmp_path / "last.pt")
     assert (stopped["epoch"], stopped["step_in_epoch"], stopped["iteration"]) == (0, 2, 2)

@@ -41,7 +41,11 @@ def instructions(text: str) -> list[tuple[str, str]]:
 
 
 DOCKERFILE = instructions((ROOT / "Dockerfile").read_text())
-IGNORE = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+IGNORE = [
+    line.strip()
+    for line in (ROOT / ".dockerignore").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
 
 
 def args_of(name: str) -> list[str]:
@@ -121,7 +125,13 @@ def test_everything_copied_exists_and_is_in_the_build_context():
             for path in tracked:
                 if path.startswith(source.rstrip("/") + "/"):
                     assert not ignored(path), f"{path} is under COPY {source} but .dockerignore leaves it out"
-    for path in (".venv/bin/python", "runs/default-detector/last.pt", "data/synth/labels.txt", ".git/HEAD", "api/__pycache__/main.cpython-312.pyc"):
+    for path in (
+        ".venv/bin/python",
+        "runs/default-detector/last.pt",
+        "data/synth/labels.txt",
+        ".git/HEAD",
+        "api/__pycache__/main.cpython-312.pyc",
+    ):
         assert ignored(path), f".dockerignore should leave {path} out of the build context"
 
 
@@ -136,7 +146,11 @@ def test_built_in_models_setting_names_copied_weights(monkeypatch):
     settings = Settings()
     workdir = Path(args_of("WORKDIR")[-1])
     (volume,) = args_of("VOLUME")
-    destinations = {Path(workdir, dest) / (Path(src).name if dest.endswith("/") else "") for sources, dest in copied() for src in sources}
+    destinations = {
+        Path(workdir, dest) / (Path(src).name if dest.endswith("/") else "")
+        for sources, dest in copied()
+        for src in sources
+    }
     assert settings.models, "no model is built in"
     for name, path in settings.models.items():
         assert (ROOT / path).is_file(), f"model {name}: {path} is not in the repository"
@@ -145,7 +159,9 @@ def test_built_in_models_setting_names_copied_weights(monkeypatch):
 
 
 def test_cmd_module_help():
-    result = subprocess.run([sys.executable, "-m", "api", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "api", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "--port" in result.stdout and "--host" in result.stdout and "(default: 8000)" in result.stdout
 
@@ -154,17 +170,29 @@ def test_cmd_serves_passes_the_healthcheck_and_finishes_in_flight_requests_on_si
     """The image's CMD (on loopback and a free port) with the image's HEALTHCHECK command against it; a SIGTERM sent
     while a request waits in the batch queue still answers it, and the process exits cleanly."""
     port = free_port()
-    healthcheck = [sys.executable if w == "python" else w.replace(":8000/", f":{port}/") for w in exec_form("HEALTHCHECK")]
+    healthcheck = [
+        sys.executable if w == "python" else w.replace(":8000/", f":{port}/") for w in exec_form("HEALTHCHECK")
+    ]
     assert subprocess.run(healthcheck, capture_output=True, timeout=30).returncode != 0  # nothing listens yet
 
     cmd = exec_form("CMD")
     cmd = [sys.executable, *cmd[1:]]
     cmd[cmd.index("--host") + 1], cmd[cmd.index("--port") + 1] = "127.0.0.1", str(port)
     # The request waits up to 3 s for companions in the batch queue: long enough to still be in flight at SIGTERM.
-    env = {"DETECTOR_API_MODELS": json.dumps(served_models), "DETECTOR_API_MAX_WAIT_MS": "3000", "DETECTOR_API_API_KEY": "not-to-be-printed-7f3a"}
+    env = {
+        "DETECTOR_API_MODELS": json.dumps(served_models),
+        "DETECTOR_API_MAX_WAIT_MS": "3000",
+        "DETECTOR_API_API_KEY": "not-to-be-printed-7f3a",
+    }
     log = tmp_path / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**{k: v for k, v in os.environ.items() if k != "DETECTOR_API_CONFIG"}, **env}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**{k: v for k, v in os.environ.items() if k != "DETECTOR_API_CONFIG"}, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -182,7 +210,10 @@ def test_cmd_serves_passes_the_healthcheck_and_finishes_in_flight_requests_on_si
 
         def request():
             answer["response"] = httpx.post(
-                f"http://127.0.0.1:{port}/detect", files={"image": ("a.jpg", default_image(), "image/jpeg")}, headers={"X-API-Key": env["DETECTOR_API_API_KEY"]}, timeout=60
+                f"http://127.0.0.1:{port}/detect",
+                files={"image": ("a.jpg", default_image(), "image/jpeg")},
+                headers={"X-API-Key": env["DETECTOR_API_API_KEY"]},
+                timeout=60,
             )
             answer["at"] = time.monotonic()
 
@@ -203,4 +234,3 @@ def test_cmd_serves_passes_the_healthcheck_and_finishes_in_flight_requests_on_si
     output = log.read_text()
     assert "api key: set" in output and env["DETECTOR_API_API_KEY"] not in output
     assert "max_wait_ms=3000" in output and "Application shutdown complete" in output
-

@@ -23,7 +23,13 @@ def test_paper_defaults():
     cfg = FastRCNNConfig()
     assert (cfg.backbone, cfg.min_size, cfg.max_size, cfg.max_proposals) == ("vgg16", (600,), 1000, 2000)
     roi = cfg.roi_heads
-    assert (roi.batch_size_per_image, roi.positive_fraction, roi.fg_iou, roi.bg_iou_low, roi.pooler) == (64, 0.25, 0.5, 0.1, "roi_pool")
+    assert (roi.batch_size_per_image, roi.positive_fraction, roi.fg_iou, roi.bg_iou_low, roi.pooler) == (
+        64,
+        0.25,
+        0.5,
+        0.1,
+        "roi_pool",
+    )
     assert FastRCNNConfig.from_dict(cfg.to_dict()) == cfg
 
 

@@ -1,7 +1,6 @@
 """Tests for detector.models.faster_rcnn: the training losses, batching, eval output, a short training run,
 and the full-size VGG16 / ResNet-50 networks (one forward each)."""
 
-
 import pytest
 import torch
 from torch import nn

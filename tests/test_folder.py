@@ -45,7 +45,9 @@ def test_val_ratio_splits_each_class_without_overlap_and_reproducibly(tmp_path):
     for name, n in (("a", 10), ("b", 5)):
         for i in range(n):
             _image(tmp_path / name / f"{i}.png", (i, i, i))
-    train = ImageFolderDataset(tmp_path, "train", val_ratio=0.2, seed=1, subset="train")  # no train/ folder: ROOT holds the classes
+    train = ImageFolderDataset(
+        tmp_path, "train", val_ratio=0.2, seed=1, subset="train"
+    )  # no train/ folder: ROOT holds the classes
     val = ImageFolderDataset(tmp_path, "train", val_ratio=0.2, seed=1, subset="val")
     assert train.class_counts() == {"a": 8, "b": 4} and val.class_counts() == {"a": 2, "b": 1}
     assert not {p for p, _ in train.samples} & {p for p, _ in val.samples}

@@ -31,7 +31,20 @@ def test_fp16_on_the_cpu_is_refused_with_a_clear_message(tiny_voc):
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         precision_autocast(CPU, "fp16")
     with pytest.raises(SystemExit, match="fp16 needs CUDA"):
-        evaluate_main(["--checkpoint", DEFAULT_DETECTOR, "--data", str(tiny_voc), "--split", "test", "--precision", "fp16", "--device", "cpu"])
+        evaluate_main(
+            [
+                "--checkpoint",
+                DEFAULT_DETECTOR,
+                "--data",
+                str(tiny_voc),
+                "--split",
+                "test",
+                "--precision",
+                "fp16",
+                "--device",
+                "cpu",
+            ]
+        )
 
 
 def test_bf16_evaluation_stays_close_to_fp32(default_detector, tiny_voc):
@@ -87,7 +100,12 @@ def test_folding_frozen_batch_norm_keeps_the_function():
     trunk = build_backbone("resnet18").body.eval()
     for m in trunk.modules():  # non-trivial statistics, as a trained network has
         if isinstance(m, FrozenBatchNorm2d):
-            m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2), m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 2.0)
+            (
+                m.weight.uniform_(0.5, 1.5),
+                m.bias.uniform_(-0.2, 0.2),
+                m.running_mean.uniform_(-0.2, 0.2),
+                m.running_var.uniform_(0.5, 2.0),
+            )
     x = torch.rand(1, 3, 64, 96)
     with torch.inference_mode():
         before = trunk(x)

@@ -7,7 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from detector.classify.init import ACTIVATIONS, Maxout, activation_pieces, default_init_for, init_weights, make_activation
+from detector.classify.init import (
+    ACTIVATIONS,
+    Maxout,
+    activation_pieces,
+    default_init_for,
+    init_weights,
+    make_activation,
+)
 
 # Linear(2000, 500): weight [500, 2000], fan_in 2000, fan_out 500, 1e6 samples. Fan-in and fan-out differ so
 # that swapping them changes every expected variance. The sample variance of 1e6 draws has a relative standard

@@ -38,14 +38,22 @@ def test_optimizer_by_name(name, cls, expected):
 
 
 def test_every_listed_optimizer_builds():
-    assert {type(build_optimizer(_params(), OptimConfig(optimizer=n))).__name__ for n in OPTIMIZERS} == {"SGD", "Adagrad", "RMSprop", "Adam", "AdamW"}
+    assert {type(build_optimizer(_params(), OptimConfig(optimizer=n))).__name__ for n in OPTIMIZERS} == {
+        "SGD",
+        "Adagrad",
+        "RMSprop",
+        "Adam",
+        "AdamW",
+    }
 
 
 def test_optimizer_hyperparameters_are_passed_through():
     cfg = OptimConfig(optimizer="adamw", lr=3e-4, betas=(0.8, 0.95), weight_decay=0.05, eps=1e-6)
     group = build_optimizer(_params(), cfg).param_groups[0]
     assert (group["lr"], group["betas"], group["weight_decay"], group["eps"]) == (3e-4, (0.8, 0.95), 0.05, 1e-6)
-    group = build_optimizer(_params(), OptimConfig(optimizer="momentum", momentum=0.5, weight_decay=0.0)).param_groups[0]
+    group = build_optimizer(_params(), OptimConfig(optimizer="momentum", momentum=0.5, weight_decay=0.0)).param_groups[
+        0
+    ]
     assert (group["momentum"], group["weight_decay"]) == (0.5, 0.0)
     # eps left at None keeps the optimizer's own default.
     assert build_optimizer(_params(), OptimConfig(optimizer="adam")).param_groups[0]["eps"] == 1e-8
@@ -109,14 +117,19 @@ def test_cosine_schedule_ends_at_min_lr_factor():
 
 
 def test_warmup_composes_with_schedule():
-    sched = LRSchedule(_optimizer(1.0), OptimConfig(schedule="step", step_size=1, gamma=0.5, warmup_iters=2, warmup_factor=0.5))
+    sched = LRSchedule(
+        _optimizer(1.0), OptimConfig(schedule="step", step_size=1, gamma=0.5, warmup_iters=2, warmup_factor=0.5)
+    )
     # iteration 1: warm-up factor 0.75 times step factor 0.5.
     assert sched.factor(1) == pytest.approx(0.375)
     assert sched.factor(2) == pytest.approx(0.25)
 
 
 def test_plateau_divides_after_patience_plus_one_bad_observations():
-    sched = LRSchedule(_optimizer(), OptimConfig(schedule="plateau", plateau_patience=2, gamma=0.1, plateau_max_decays=3, plateau_mode="max"))
+    sched = LRSchedule(
+        _optimizer(),
+        OptimConfig(schedule="plateau", plateau_patience=2, gamma=0.1, plateau_max_decays=3, plateau_mode="max"),
+    )
     assert [sched.observe(m) for m in (0.5, 0.6)] == [False, False]  # improving
     assert [sched.observe(m) for m in (0.6, 0.55)] == [False, False]  # 2 bad: within patience
     assert sched.get_last_lr()[0] == pytest.approx(0.1)
@@ -130,7 +143,10 @@ def test_plateau_divides_after_patience_plus_one_bad_observations():
 
 
 def test_plateau_decays_at_most_max_times_and_min_mode():
-    sched = LRSchedule(_optimizer(), OptimConfig(schedule="plateau", plateau_patience=0, gamma=0.1, plateau_max_decays=2, plateau_mode="min"))
+    sched = LRSchedule(
+        _optimizer(),
+        OptimConfig(schedule="plateau", plateau_patience=0, gamma=0.1, plateau_max_decays=2, plateau_mode="min"),
+    )
     decays = [sched.observe(m) for m in (1.0, 2.0, 2.0, 2.0, 2.0, 0.5)]
     assert decays == [False, True, True, False, False, False]
     assert sched.get_last_lr()[0] == pytest.approx(0.001)
@@ -143,7 +159,9 @@ def test_observe_ignored_by_other_schedules():
 
 
 def test_state_dict_round_trip_resumes_the_same_sequence():
-    cfg = OptimConfig(schedule="plateau", warmup_iters=3, warmup_factor=0.1, plateau_patience=0, gamma=0.5, plateau_max_decays=5)
+    cfg = OptimConfig(
+        schedule="plateau", warmup_iters=3, warmup_factor=0.1, plateau_patience=0, gamma=0.5, plateau_max_decays=5
+    )
     sched = LRSchedule(_optimizer(), cfg)
     for metric in (1.0, 0.5, 0.5, 2.0):  # best, decay, decay, new best
         sched.step()

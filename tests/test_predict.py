@@ -27,7 +27,9 @@ def tiny_checkpoint(tmp_path_factory, tiny_voc):
     cfg.min_size, cfg.max_size = (128,), 192
     model = build_detector("faster_rcnn", cfg)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    checkpoint.save(path, checkpoint.model_payload(model, kind="faster_rcnn", config=cfg.to_dict(), class_names=classes))
+    checkpoint.save(
+        path, checkpoint.model_payload(model, kind="faster_rcnn", config=cfg.to_dict(), class_names=classes)
+    )
     return path
 
 
@@ -35,7 +37,10 @@ def test_predict_draws_boxes_on_a_real_photograph(tiny_checkpoint, tmp_path, cap
     photo = tmp_path / "astronaut.jpg"
     Image.fromarray(skdata.astronaut()).save(photo)
     out = tmp_path / "out"
-    assert predict_main(["--checkpoint", str(tiny_checkpoint), "--out", str(out), "--score-threshold", "0", str(photo)]) == 0
+    assert (
+        predict_main(["--checkpoint", str(tiny_checkpoint), "--out", str(out), "--score-threshold", "0", str(photo)])
+        == 0
+    )
     records = json.loads((out / "detections.json").read_text())
     assert records[0]["width"] == 512 and records[0]["height"] == 512
     boxes = np.array(records[0]["boxes"])
@@ -62,7 +67,19 @@ def test_evaluate_checkpoint_matches_evaluating_its_saved_detections(tiny_checkp
     """Both forms of the evaluate CLI share one code path: evaluating the model's own DETS.json gives the same AP."""
     dets = tmp_path / "dets.json"
     common = ["--data", str(tiny_voc), "--split", "test", "--metric", "voc12"]
-    evaluate_main(["--checkpoint", str(tiny_checkpoint), *common, "--workers", "0", "--save-detections", str(dets), "--json", str(tmp_path / "a.json")])
+    evaluate_main(
+        [
+            "--checkpoint",
+            str(tiny_checkpoint),
+            *common,
+            "--workers",
+            "0",
+            "--save-detections",
+            str(dets),
+            "--json",
+            str(tmp_path / "a.json"),
+        ]
+    )
     evaluate_main(["--detections", str(dets), *common, "--json", str(tmp_path / "b.json")])
     a = json.loads((tmp_path / "a.json").read_text())
     b = json.loads((tmp_path / "b.json").read_text())

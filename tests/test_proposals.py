@@ -289,19 +289,26 @@ def test_leftover_temp_files_and_torn_index_lines_are_ignored(voc):
 
 def test_missing_entry_error_names_the_image_and_the_command(voc, tmp_path):
     ds = VOCDetection(voc, "trainval")
-    cache = ProposalCache(voc, SelectiveSearchSettings(mode="quality"), cache_dir=tmp_path / "elsewhere", split="trainval")
+    cache = ProposalCache(
+        voc, SelectiveSearchSettings(mode="quality"), cache_dir=tmp_path / "elsewhere", split="trainval"
+    )
     assert cache.missing(ds) == list(range(6))
     with pytest.raises(ProposalCacheError) as info:
         cache.get("000004")
     message = str(info.value)
     assert "'000004'" in message
-    assert f"python -m detector.proposals --data {voc} --split trainval --mode quality --cache-dir {tmp_path / 'elsewhere'}" in message
+    assert (
+        f"python -m detector.proposals --data {voc} --split trainval --mode quality --cache-dir {tmp_path / 'elsewhere'}"
+        in message
+    )
     assert isinstance(info.value, LookupError) and info.value.image_id == "000004"
 
 
 def test_duplicate_image_ids_across_years_are_refused(tmp_path):
     for year in ("2007", "2012"):
-        generate(tmp_path / "VOCdevkit" / f"VOC{year}", train=2, val=0, test=0, seed=1, image_size=(64, 64), progress=False)
+        generate(
+            tmp_path / "VOCdevkit" / f"VOC{year}", train=2, val=0, test=0, seed=1, image_size=(64, 64), progress=False
+        )
     ds = VOCDetection(tmp_path / "VOCdevkit", "train")
     with pytest.raises(ValueError, match="names both"):
         compute_proposals(ds, SMALL, progress=False)
@@ -344,7 +351,6 @@ def test_cli_single_image_and_help(voc, tmp_path, capsys):
         main(["--data", str(voc), "--max-proposals", "0"])
 
 
-
 def test_read_only_data_root_asks_for_a_cache_dir(voc, tmp_path, monkeypatch):
     # chmod does not stop root (the usual user in containers), so the refusal is simulated at mkdir.
     ds = VOCDetection(voc, "trainval")
@@ -356,7 +362,9 @@ def test_read_only_data_root_asks_for_a_cache_dir(voc, tmp_path, monkeypatch):
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", mkdir)
-    with pytest.raises(SystemExit, match=r"proposals/fast-2000-0-\w+: cannot write the proposal cache.*pass --cache-dir"):
+    with pytest.raises(
+        SystemExit, match=r"proposals/fast-2000-0-\w+: cannot write the proposal cache.*pass --cache-dir"
+    ):
         main(["--data", str(voc), "--scale", "0", "--no-progress"])
     cache = compute_proposals(ds, SMALL, cache_dir=tmp_path / "writable", progress=False)
     assert cache.is_complete(ds)

@@ -19,9 +19,21 @@ def small_model(**changes) -> RCNN:
 
 def test_paper_defaults():
     cfg = RCNNConfig()
-    assert (cfg.backbone, cfg.input_size, cfg.context, cfg.regression_iou, cfg.max_proposals) == ("vgg16", 224, 16, 0.6, 2000)
+    assert (cfg.backbone, cfg.input_size, cfg.context, cfg.regression_iou, cfg.max_proposals) == (
+        "vgg16",
+        224,
+        16,
+        0.6,
+        2000,
+    )
     roi = cfg.roi_heads
-    assert (roi.batch_size_per_image, roi.positive_fraction, roi.fg_iou, roi.bg_iou_low, roi.nms_threshold) == (64, 0.25, 0.5, 0.0, 0.3)
+    assert (roi.batch_size_per_image, roi.positive_fraction, roi.fg_iou, roi.bg_iou_low, roi.nms_threshold) == (
+        64,
+        0.25,
+        0.5,
+        0.0,
+        0.3,
+    )
     assert RCNNConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -79,7 +91,10 @@ def test_regressor_is_trained_apart_from_the_cnn_and_only_from_iou_06():
 def test_an_image_without_objects_has_zero_box_loss():
     model = small_model().train()
     props = torch.tensor([[0.0, 0.0, 30.0, 30.0], [10.0, 10.0, 50.0, 60.0]])
-    losses = model([torch.rand(3, 64, 64)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64), "proposals": props}])
+    losses = model(
+        [torch.rand(3, 64, 64)],
+        [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64), "proposals": props}],
+    )
     assert losses["loss_box_reg"].item() == 0.0 and losses["loss_classifier"].item() > 0.0
 
 
@@ -99,7 +114,9 @@ def test_inference_scores_every_proposal_in_window_batches():
 
 def test_training_without_proposals_is_refused():
     with pytest.raises(ValueError, match="proposals"):
-        small_model().train()([torch.rand(3, 64, 64)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}])
+        small_model().train()(
+            [torch.rand(3, 64, 64)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+        )
 
 
 @pytest.mark.learning
@@ -118,8 +135,12 @@ def test_window_sampling_holds_the_foreground_fraction():
     # 9 background ones (25% foreground), not the 61 that would fill the 64-window batch.
     fg = torch.tensor([[21.0, 21.0, 60.0, 60.0], [20.0, 22.0, 58.0, 60.0]])
     bg = torch.tensor([[70.0 + i, 70.0, 90.0 + i, 95.0] for i in range(40)])
-    rois, labels, _ = model.roi_heads.sample_proposals([torch.cat([fg, bg])], [{"boxes": gt, "labels": torch.tensor([2])}])
+    rois, labels, _ = model.roi_heads.sample_proposals(
+        [torch.cat([fg, bg])], [{"boxes": gt, "labels": torch.tensor([2])}]
+    )
     assert (labels > 0).sum() == 3 and (labels == 0).sum() == 9
     # An image without objects gives 3 background windows.
-    rois, labels, _ = model.roi_heads.sample_proposals([bg], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}])
+    rois, labels, _ = model.roi_heads.sample_proposals(
+        [bg], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    )
     assert labels.tolist() == [0, 0, 0]

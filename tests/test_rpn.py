@@ -136,7 +136,9 @@ def _spread_head(rpn):
 
 def test_eval_proposals_clipped_capped_and_nmsed():
     torch.manual_seed(0)
-    cfg = RPNConfig(anchor_sizes=(32.0, 64.0), aspect_ratios=(0.5, 1.0, 2.0), channels=16, post_nms_top_n_test=20, min_size=2.0)
+    cfg = RPNConfig(
+        anchor_sizes=(32.0, 64.0), aspect_ratios=(0.5, 1.0, 2.0), channels=16, post_nms_top_n_test=20, min_size=2.0
+    )
     rpn = RegionProposalNetwork(in_channels=8, config=cfg, stride=16).eval()
     _spread_head(rpn)
     features = torch.randn(2, 8, 8, 10)  # padded batch 128 x 160
@@ -159,7 +161,9 @@ def test_eval_proposals_clipped_capped_and_nmsed():
 
 
 def test_train_mode_uses_train_proposal_count():
-    cfg = RPNConfig(anchor_sizes=(32.0, 64.0), channels=16, post_nms_top_n_train=7, post_nms_top_n_test=50, min_size=2.0)
+    cfg = RPNConfig(
+        anchor_sizes=(32.0, 64.0), channels=16, post_nms_top_n_train=7, post_nms_top_n_test=50, min_size=2.0
+    )
     rpn = RegionProposalNetwork(in_channels=8, config=cfg, stride=16)
     _spread_head(rpn)
     features = torch.randn(1, 8, 8, 8)

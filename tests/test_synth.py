@@ -223,8 +223,7 @@ def test_cli_help_shows_defaults_and_runs(tmp_path, capsys):
     text = " ".join(capsys.readouterr().out.split())
     for default in ("default: 600", "default: 100", "default: 200", "default: 0", "[192, 320]", "default: 4"):
         assert default in text
-    assert synth.main(["--out", str(tmp_path / "d"), "--train", "2", "--val", "1", "--test", "1",
-                       "--no-progress"]) == 0
+    assert synth.main(["--out", str(tmp_path / "d"), "--train", "2", "--val", "1", "--test", "1", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "ring" in printed and "images" in printed
     assert _read_lines(tmp_path / "d" / "ImageSets/Main/test.txt") == ["000004"]
@@ -273,16 +272,24 @@ def _write_voc(root, image, objects):
         for n, b, d in objects
     )
     h, w = image.shape[:2]
-    (root / "Annotations" / "a.xml").write_text(f"<annotation><filename>a.png</filename><size><width>{w}</width><height>{h}</height></size>{body}</annotation>")
+    (root / "Annotations" / "a.xml").write_text(
+        f"<annotation><filename>a.png</filename><size><width>{w}</width><height>{h}</height></size>{body}</annotation>"
+    )
     (root / "ImageSets/Main/train.txt").write_text("a\n")
 
 
 def test_classification_crop_adds_context_and_clips_to_the_image(tmp_path):
     image = np.zeros((40, 60, 3), np.uint8)
     image[10:20, 10:20] = 255  # the object: pixels 10..19, VOC box 11..20, continuous [10, 20)
-    objects = [("rectangle", (11, 11, 20, 20), False), ("star", (51, 1, 60, 10), False), ("ring", (30, 30, 35, 35), True)]
+    objects = [
+        ("rectangle", (11, 11, 20, 20), False),
+        ("star", (51, 1, 60, 10), False),
+        ("ring", (30, 30, 35, 35), True),
+    ]
     _write_voc(tmp_path / "voc", image, objects)
-    summary = synth.write_classification_crops(tmp_path / "voc", tmp_path / "crops", size=20, context=0.5, splits=("train",))
+    summary = synth.write_classification_crops(
+        tmp_path / "voc", tmp_path / "crops", size=20, context=0.5, splits=("train",)
+    )
     assert summary["splits"]["train"]["crops"] == 2 and summary["splits"]["train"]["difficult_skipped"] == 1
     # [10, 20) grown by 0.5 * 10 on each side is [5, 25): 20 px, written without resampling, object in the middle.
     with Image.open(tmp_path / "crops/train/rectangle/a_0.jpg") as f:
@@ -295,8 +302,29 @@ def test_classification_crop_adds_context_and_clips_to_the_image(tmp_path):
 
 
 def test_cli_writes_the_classification_variant(tmp_path, capsys):
-    assert synth.main(["--out", str(tmp_path / "voc"), "--train", "2", "--val", "1", "--test", "1", "--image-size", "96", "128",
-                       "--no-progress", "--classification", str(tmp_path / "crops"), "--crop-size", "16"]) == 0
+    assert (
+        synth.main(
+            [
+                "--out",
+                str(tmp_path / "voc"),
+                "--train",
+                "2",
+                "--val",
+                "1",
+                "--test",
+                "1",
+                "--image-size",
+                "96",
+                "128",
+                "--no-progress",
+                "--classification",
+                str(tmp_path / "crops"),
+                "--crop-size",
+                "16",
+            ]
+        )
+        == 0
+    )
     assert "16 x 16 crops" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "crops").iterdir()) == ["test", "train", "val"]
     crops = list((tmp_path / "crops").glob("*/*/*.jpg"))

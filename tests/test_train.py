@@ -15,11 +15,25 @@ from detector.train import main as train_main
 from tests.support import learning
 
 # Small inputs keep a step around 0.05 s on two CPU cores.
-FAST = ["--backbone", "tiny", "--min-size", "128", "--max-size", "192", "--workers", "0", "--no-progress", "--checkpoint-every", "0"]
+FAST = [
+    "--backbone",
+    "tiny",
+    "--min-size",
+    "128",
+    "--max-size",
+    "192",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--checkpoint-every",
+    "0",
+]
 
 
 def run(tiny_voc, out, *extra):
-    return train_main(["--data", str(tiny_voc), "--train-split", "train", "--val-split", "none", "--out", str(out), *FAST, *extra])
+    return train_main(
+        ["--data", str(tiny_voc), "--train-split", "train", "--val-split", "none", "--out", str(out), *FAST, *extra]
+    )
 
 
 def test_resume_gives_the_same_next_steps_as_not_stopping(tiny_voc, tmp_path):
@@ -51,7 +65,23 @@ def test_training_clearly_beats_the_untrained_model(tiny_voc, tmp_path):
 
 def test_checkpoint_is_self_describing(tiny_voc, tmp_path):
     out = tmp_path / "run"
-    train_main(["--data", str(tiny_voc), "--train-split", "train", "--val-split", "val", "--out", str(out), *FAST, "--epochs", "1", "--batch-size", "4"])
+    train_main(
+        [
+            "--data",
+            str(tiny_voc),
+            "--train-split",
+            "train",
+            "--val-split",
+            "val",
+            "--out",
+            str(out),
+            *FAST,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+        ]
+    )
     ckpt = checkpoint.load(out / "last.pt")
     assert ckpt["kind"] == "faster_rcnn"
     assert ckpt["class_names"] == list(VOCDetection(tiny_voc, "train").classes)
@@ -79,7 +109,10 @@ def test_non_finite_loss_stops_with_a_clear_message(tiny_voc, tmp_path, monkeypa
 
 def test_resume_refuses_a_checkpoint_for_other_classes(tiny_voc, tmp_path):
     model = build_detector("faster_rcnn", tiny_config(2))
-    checkpoint.save(tmp_path / "other.pt", checkpoint.model_payload(model, kind="faster_rcnn", config=model.config.to_dict(), class_names=["a", "b"]))
+    checkpoint.save(
+        tmp_path / "other.pt",
+        checkpoint.model_payload(model, kind="faster_rcnn", config=model.config.to_dict(), class_names=["a", "b"]),
+    )
     with pytest.raises(SystemExit, match="was trained on classes"):
         run(tiny_voc, tmp_path / "x", "--resume", str(tmp_path / "other.pt"))
 
@@ -88,7 +121,20 @@ def test_init_fine_tunes_from_a_trained_checkpoint_at_another_input_size(tiny_vo
     run(tiny_voc, tmp_path / "first", "--epochs", "1", "--lr", "0.01", "--iters", "2")
     first = checkpoint.load(tmp_path / "first" / "last.pt")
     # --iters 0 steps: the fine-tuning run starts exactly from the first run's weights, with its own input size.
-    run(tiny_voc, tmp_path / "second", "--epochs", "1", "--iters", "1", "--lr", "0", "--init", str(tmp_path / "first" / "last.pt"), "--min-size", "160")
+    run(
+        tiny_voc,
+        tmp_path / "second",
+        "--epochs",
+        "1",
+        "--iters",
+        "1",
+        "--lr",
+        "0",
+        "--init",
+        str(tmp_path / "first" / "last.pt"),
+        "--min-size",
+        "160",
+    )
     second = checkpoint.load(tmp_path / "second" / "last.pt")
     assert second["model_config"]["min_size"] == [160] or tuple(second["model_config"]["min_size"]) == (160,)
     assert second["iteration"] == 1  # a fresh optimizer and schedule: counting starts again
@@ -100,4 +146,16 @@ def test_init_fine_tunes_from_a_trained_checkpoint_at_another_input_size(tiny_vo
 def test_init_refuses_another_architecture(tiny_voc, tmp_path):
     run(tiny_voc, tmp_path / "first", "--epochs", "1", "--iters", "1")
     with pytest.raises(SystemExit, match="does not fit this model"):
-        run(tiny_voc, tmp_path / "second", "--epochs", "1", "--iters", "1", "--init", str(tmp_path / "first" / "last.pt"), "--anchor-sizes", "32", "64")
+        run(
+            tiny_voc,
+            tmp_path / "second",
+            "--epochs",
+            "1",
+            "--iters",
+            "1",
+            "--init",
+            str(tmp_path / "first" / "last.pt"),
+            "--anchor-sizes",
+            "32",
+            "64",
+        )

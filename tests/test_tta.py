@@ -114,7 +114,9 @@ def marked_image() -> torch.Tensor:
 
 
 def test_flip_boxes_maps_mirrored_coordinates_back():
-    torch.testing.assert_close(flip_boxes(torch.tensor([[20.0, 5.0, 27.0, 12.0]]), 30), torch.tensor([[3.0, 5.0, 10.0, 12.0]]))
+    torch.testing.assert_close(
+        flip_boxes(torch.tensor([[20.0, 5.0, 27.0, 12.0]]), 30), torch.tensor([[3.0, 5.0, 10.0, 12.0]])
+    )
 
 
 @pytest.mark.parametrize("only", ["plain", "mirrored"])

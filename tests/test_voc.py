@@ -42,7 +42,9 @@ def obj_xml(name: str, box, *, difficult="0", truncated="0", extra: str = "") ->
 
 def annotation_xml(filename: str, size: tuple[int, int] | None, objects: list[str]) -> str:
     """A whole annotation; ``size`` is (width, height) or None to leave <size> out."""
-    size_xml = "" if size is None else f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"
+    size_xml = (
+        "" if size is None else f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"
+    )
     return f"<annotation><folder>VOC</folder><filename>{filename}</filename>{size_xml}{''.join(objects)}</annotation>"
 
 
@@ -100,12 +102,16 @@ def test_one_based_inclusive_box_becomes_continuous(tmp_path):
 
 
 def test_decimal_coordinates(tmp_path):
-    path = write_xml(tmp_path, annotation_xml("a.jpg", (500, 400), [obj_xml("dog", ("273.5", "10.25", "300.0", " 45 "))]))
+    path = write_xml(
+        tmp_path, annotation_xml("a.jpg", (500, 400), [obj_xml("dog", ("273.5", "10.25", "300.0", " 45 "))])
+    )
     assert parse_voc_xml(path).objects[0].box == (272.5, 9.25, 300.0, 45.0)
 
 
 def test_missing_or_empty_flags_default_to_zero_and_unspecified(tmp_path):
-    missing = "<object><name>dog</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>"
+    missing = (
+        "<object><name>dog</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>"
+    )
     empty = (
         "<object><name>cat</name><difficult></difficult><truncated/><occluded> </occluded><pose></pose>"
         "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>"
@@ -117,7 +123,12 @@ def test_missing_or_empty_flags_default_to_zero_and_unspecified(tmp_path):
     objects = parse_voc_xml(write_xml(tmp_path, annotation_xml("a.jpg", (10, 10), [missing, empty, set_]))).objects
     for obj in objects[:2]:
         assert (obj.difficult, obj.truncated, obj.occluded, obj.pose) == (False, False, False, "Unspecified")
-    assert (objects[2].difficult, objects[2].truncated, objects[2].occluded, objects[2].pose) == (True, True, True, "Frontal")
+    assert (objects[2].difficult, objects[2].truncated, objects[2].occluded, objects[2].pose) == (
+        True,
+        True,
+        True,
+        "Frontal",
+    )
 
 
 def test_element_order_does_not_matter(tmp_path):
@@ -157,7 +168,10 @@ def test_person_with_parts_only_is_missing_its_bndbox(tmp_path):
 
 
 def test_names_are_stripped_and_matched_case_insensitively(tmp_path):
-    path = write_xml(tmp_path, annotation_xml("a.jpg", (50, 40), [obj_xml("  Dog ", (1, 1, 5, 5)), obj_xml("\nTVMonitor\t", (1, 1, 5, 5))]))
+    path = write_xml(
+        tmp_path,
+        annotation_xml("a.jpg", (50, 40), [obj_xml("  Dog ", (1, 1, 5, 5)), obj_xml("\nTVMonitor\t", (1, 1, 5, 5))]),
+    )
     assert [o.name for o in parse_voc_xml(path, classes=VOC_CLASSES).objects] == ["dog", "tvmonitor"]
     # Without a class list names are only stripped.
     assert [o.name for o in parse_voc_xml(path).objects] == ["Dog", "TVMonitor"]
@@ -193,7 +207,10 @@ MALFORMED = {
         "object[1]/name",
     ),
     "empty name": (annotation_xml("a.jpg", (10, 10), [obj_xml("  ", (1, 1, 5, 5))]), "object[1]/name"),
-    "bad flag": (annotation_xml("a.jpg", (10, 10), [obj_xml("dog", (1, 1, 5, 5), difficult="maybe")]), "object[1]/difficult"),
+    "bad flag": (
+        annotation_xml("a.jpg", (10, 10), [obj_xml("dog", (1, 1, 5, 5), difficult="maybe")]),
+        "object[1]/difficult",
+    ),
     "bad size": (annotation_xml("a.jpg", ("wide", 10), []), "size/width"),
 }
 
@@ -211,7 +228,9 @@ def test_malformed_file_names_file_and_field(tmp_path, case):
 
 
 def test_unknown_class_names_file_name_and_known_classes(tmp_path):
-    path = write_xml(tmp_path, annotation_xml("a.jpg", (10, 10), [obj_xml("dog", (1, 1, 5, 5)), obj_xml("zebra", (1, 1, 5, 5))]))
+    path = write_xml(
+        tmp_path, annotation_xml("a.jpg", (10, 10), [obj_xml("dog", (1, 1, 5, 5)), obj_xml("zebra", (1, 1, 5, 5))])
+    )
     with pytest.raises(AnnotationError) as info:
         parse_voc_xml(path, classes=["dog", "cat"])
     message = str(info.value)
@@ -244,7 +263,14 @@ def small_dataset(root: Path, **kwargs) -> VOCDetection:
     make_voc(
         root,
         {
-            "000001": (annotation_xml("000001.jpg", (40, 30), [obj_xml("dog", (1, 1, 10, 20)), obj_xml("cat", (5, 6, 40, 30), difficult="1")]), rgb(40, 30)),
+            "000001": (
+                annotation_xml(
+                    "000001.jpg",
+                    (40, 30),
+                    [obj_xml("dog", (1, 1, 10, 20)), obj_xml("cat", (5, 6, 40, 30), difficult="1")],
+                ),
+                rgb(40, 30),
+            ),
             "000002": (annotation_xml("000002.jpg", (20, 24), []), rgb(20, 24)),
         },
         {"trainval": "000001\n000002\n"},
@@ -310,7 +336,10 @@ def test_split_lines_with_whitespace_extra_columns_and_blanks(tmp_path):
 
 
 def test_split_train_reads_train_txt_not_class_files(tmp_path):
-    images = {i: (annotation_xml(f"{i}.jpg", (8, 8), [obj_xml("train", (1, 1, 4, 4))]), rgb(8, 8)) for i in ("a", "b", "c", "d")}
+    images = {
+        i: (annotation_xml(f"{i}.jpg", (8, 8), [obj_xml("train", (1, 1, 4, 4))]), rgb(8, 8))
+        for i in ("a", "b", "c", "d")
+    }
     make_voc(
         tmp_path,
         images,
@@ -354,7 +383,12 @@ def test_missing_split_lists_existing_splits_only(tmp_path):
 def test_labels_txt_custom_classes(tmp_path):
     make_voc(
         tmp_path,
-        {"a": (annotation_xml("a.jpg", (30, 30), [obj_xml("Sea Lion", (1, 1, 4, 4)), obj_xml(" kayak", (2, 2, 9, 9))]), rgb(30, 30))},
+        {
+            "a": (
+                annotation_xml("a.jpg", (30, 30), [obj_xml("Sea Lion", (1, 1, 4, 4)), obj_xml(" kayak", (2, 2, 9, 9))]),
+                rgb(30, 30),
+            )
+        },
         {"trainval": "a\n"},
         labels="kayak\nsea lion\n",
     )
@@ -369,7 +403,12 @@ def test_labels_txt_custom_classes(tmp_path):
 def test_unknown_class_error_points_at_labels_txt(tmp_path):
     make_voc(
         tmp_path,
-        {"a": (annotation_xml("a.jpg", (30, 30), [obj_xml("dog", (1, 1, 4, 4)), obj_xml("zebra", (1, 1, 4, 4))]), rgb(30, 30))},
+        {
+            "a": (
+                annotation_xml("a.jpg", (30, 30), [obj_xml("dog", (1, 1, 4, 4)), obj_xml("zebra", (1, 1, 4, 4))]),
+                rgb(30, 30),
+            )
+        },
         {"trainval": "a\n"},
         labels="dog\ncat\n",
     )
@@ -385,12 +424,18 @@ def test_vocdevkit_union_over_years(tmp_path):
     devkit = tmp_path / "VOCdevkit"
     make_voc(
         devkit / "VOC2007",
-        {i: (annotation_xml(f"{i}.jpg", (10, 10), [obj_xml("dog", (1, 1, 5, 5))]), rgb(10, 10)) for i in ("000005", "000007", "000009")},
+        {
+            i: (annotation_xml(f"{i}.jpg", (10, 10), [obj_xml("dog", (1, 1, 5, 5))]), rgb(10, 10))
+            for i in ("000005", "000007", "000009")
+        },
         {"trainval": "000005\n000007\n", "test": "000009\n"},
     )
     make_voc(
         devkit / "VOC2012",
-        {i: (annotation_xml(f"{i}.jpg", (12, 10), [obj_xml("cat", (1, 1, 5, 5))]), rgb(12, 10)) for i in ("2008_000002", "2008_000003")},
+        {
+            i: (annotation_xml(f"{i}.jpg", (12, 10), [obj_xml("cat", (1, 1, 5, 5))]), rgb(12, 10))
+            for i in ("2008_000002", "2008_000003")
+        },
         {"trainval": "2008_000002\n2008_000003\n"},
     )
     both = VOCDetection(devkit, "trainval")
@@ -456,11 +501,17 @@ def test_size_mismatch_trusts_the_image_file(tmp_path):
     assert image.shape == (3, 16, 20)
     assert target["orig_size"].tolist() == [16, 20]
     assert target["boxes"].tolist() == [[4.0, 4.0, 20.0, 10.0]]
-    assert any("<size> says 100x80" in w and "20x16" in w and str(tmp_path / "Annotations" / "m.xml") in w for w in ds.warnings)
+    assert any(
+        "<size> says 100x80" in w and "20x16" in w and str(tmp_path / "Annotations" / "m.xml") in w for w in ds.warnings
+    )
 
 
 def test_missing_size_is_read_from_the_image(tmp_path):
-    make_voc(tmp_path, {"s": (annotation_xml("s.jpg", None, [obj_xml("dog", (1, 1, 50, 5))]), rgb(30, 12))}, {"trainval": "s\n"})
+    make_voc(
+        tmp_path,
+        {"s": (annotation_xml("s.jpg", None, [obj_xml("dog", (1, 1, 50, 5))]), rgb(30, 12))},
+        {"trainval": "s\n"},
+    )
     ds = VOCDetection(tmp_path)
     assert ds.image_size(0) == (12, 30)
     assert ds.annotation(0).width == 30
@@ -533,7 +584,10 @@ def test_transforms_get_numpy_image_and_target(tmp_path):
     assert image.flags.writeable
     # A flat JPEG decodes within a couple of levels of the colour written.
     assert np.abs(image.astype(int) - [120, 60, 30]).max() <= 3
-    assert isinstance(target["boxes"], torch.Tensor) and target["boxes"].tolist() == [[0.0, 0.0, 10.0, 20.0], [4.0, 5.0, 40.0, 30.0]]
+    assert isinstance(target["boxes"], torch.Tensor) and target["boxes"].tolist() == [
+        [0.0, 0.0, 10.0, 20.0],
+        [4.0, 5.0, 40.0, 30.0],
+    ]
     assert target["image_id"] == "000001" and target["orig_size"].tolist() == [30, 40]
 
 

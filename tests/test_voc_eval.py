@@ -454,7 +454,7 @@ def test_ground_truth_from_voc_dataset_keeps_difficult(voc_root):
     [
         ("missing detections", "No such file"),
         ("bad json", "not valid JSON"),
-        ("unknown label", 'entry 0: field "label" is \'horse\''),
+        ("unknown label", "entry 0: field \"label\" is 'horse'"),
         ("missing data", "dataset folder not found"),
     ],
 )

@@ -87,7 +87,10 @@ def test_fetch_skips_a_verified_copy(server, tmp_path, monkeypatch):
     dest.mkdir()
     (dest / name).write_bytes(data)
     # Nothing listens there: a download attempt would fail.
-    assert fetch("fakenet", weights_dir=dest, base_url=f"http://127.0.0.1:{_closed_port()}/", progress=False) == dest / name
+    assert (
+        fetch("fakenet", weights_dir=dest, base_url=f"http://127.0.0.1:{_closed_port()}/", progress=False)
+        == dest / name
+    )
 
 
 def test_fetch_hash_mismatch_raises_and_leaves_nothing(server, tmp_path, monkeypatch):
@@ -171,7 +174,11 @@ def test_training_checkpoint_weights_are_taken_from_model_key(tmp_path):
 def test_load_checked_reports_missing_and_mismatched_keys():
     module = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
     with pytest.raises(WeightsError) as err:
-        load_checked(module, {"0.weight": torch.zeros(2, 4), "0.bias": torch.zeros(2), "1.weight": torch.zeros(1, 2)}, source="toy")
+        load_checked(
+            module,
+            {"0.weight": torch.zeros(2, 4), "0.bias": torch.zeros(2), "1.weight": torch.zeros(1, 2)},
+            source="toy",
+        )
     message = str(err.value)
     assert "weights for toy do not fit" in message
     assert "missing keys (1): 1.bias" in message

@@ -29,17 +29,31 @@ async def classify(
     request: Request,
     registry: RegistryDep,
     settings: SettingsDep,
-    top_k: Annotated[int, Query(ge=1, le=1000, description="how many classes to return (at most the model's number of classes)")] = 5,
-    model: Annotated[str | None, Query(min_length=1, max_length=200, description="model name (GET /models); default: the default classifier")] = None,
-    tta: Annotated[Literal["none", "10crop", "multiscale"], Query(description="test-time augmentation: 10 crops or several scales, probabilities averaged")] = "none",
+    top_k: Annotated[
+        int, Query(ge=1, le=1000, description="how many classes to return (at most the model's number of classes)")
+    ] = 5,
+    model: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="model name (GET /models); default: the default classifier"),
+    ] = None,
+    tta: Annotated[
+        Literal["none", "10crop", "multiscale"],
+        Query(description="test-time augmentation: 10 crops or several scales, probabilities averaged"),
+    ] = "none",
 ):
     start = time.perf_counter()
     served = registry.get("classify", model)
     if tta == "multiscale" and served.fixed_input_size:
-        raise APIError(422, "unsupported_tta", f"model {served.name!r} takes only {served.input_size} px inputs; multiscale TTA needs a network that accepts any size")
+        raise APIError(
+            422,
+            "unsupported_tta",
+            f"model {served.name!r} takes only {served.input_size} px inputs; multiscale TTA needs a network that accepts any size",
+        )
     data = await read_image_bytes(request)
     t_read = time.perf_counter()
-    image = await asyncio.to_thread(decode_image, data, allowed_formats=settings.allowed_formats, max_pixels=settings.max_image_pixels)
+    image = await asyncio.to_thread(
+        decode_image, data, allowed_formats=settings.allowed_formats, max_pixels=settings.max_image_pixels
+    )
     tensor = await asyncio.to_thread(served.prepare, image, tta)
     t_decode = time.perf_counter()
     result = await served.worker.submit(tensor, key=tta, timeout_s=settings.request_timeout_s)
@@ -49,6 +63,9 @@ async def classify(
     return ClassifyResponse(
         model=served.name,
         image=ImageSize(width=image.width, height=image.height),
-        predictions=[Prediction(label=served.class_names[i], score=min(max(p, 0.0), 1.0)) for p, i in zip(top.values.tolist(), top.indices.tolist())],
+        predictions=[
+            Prediction(label=served.class_names[i], score=min(max(p, 0.0), 1.0))
+            for p, i in zip(top.values.tolist(), top.indices.tolist())
+        ],
         timing_ms=Timing.of(start, t_read, t_decode, result),
     )

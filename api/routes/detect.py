@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from api.deps import APIKey, RegistryDep, SettingsDep
 from api.errors import error_responses
 from api.images import decode_image
-from api.schemas import Box, DetectResponse, Detection, ImageSize, Timing
+from api.schemas import Box, Detection, DetectResponse, ImageSize, Timing
 from api.upload import REQUEST_BODY, read_image_bytes
 from detector.visualize import draw_detections
 
@@ -32,7 +32,9 @@ def wants_png(request: Request, fmt: str | None) -> bool:
     response_model=DetectResponse,
     dependencies=[APIKey],
     openapi_extra=REQUEST_BODY,
-    responses={200: {"content": {"image/png": {}}, "description": "detections (JSON), or the image with them drawn (PNG)"}}
+    responses={
+        200: {"content": {"image/png": {}}, "description": "detections (JSON), or the image with them drawn (PNG)"}
+    }
     | error_responses(400, 401, 404, 413, 415, 422, 503, 504),
     summary="Detect objects in an image",
 )
@@ -40,17 +42,35 @@ async def detect(
     request: Request,
     registry: RegistryDep,
     settings: SettingsDep,
-    score_threshold: Annotated[float | None, Query(ge=0, le=1, description="lowest score returned (default: the model's display threshold)")] = None,
-    max_detections: Annotated[int, Query(ge=1, le=1000, description="most detections returned (the model itself keeps at most its own limit, 100 by default)")] = 100,
-    model: Annotated[str | None, Query(min_length=1, max_length=200, description="model name (GET /models); default: the default detector")] = None,
-    tta: Annotated[Literal["none", "flip"], Query(description="test-time augmentation: the image and its mirror, merged by NMS")] = "none",
-    format: Annotated[Literal["json", "png"] | None, Query(description="answer as JSON (default) or as a PNG with the boxes drawn")] = None,
+    score_threshold: Annotated[
+        float | None, Query(ge=0, le=1, description="lowest score returned (default: the model's display threshold)")
+    ] = None,
+    max_detections: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=1000,
+            description="most detections returned (the model itself keeps at most its own limit, 100 by default)",
+        ),
+    ] = 100,
+    model: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="model name (GET /models); default: the default detector"),
+    ] = None,
+    tta: Annotated[
+        Literal["none", "flip"], Query(description="test-time augmentation: the image and its mirror, merged by NMS")
+    ] = "none",
+    format: Annotated[
+        Literal["json", "png"] | None, Query(description="answer as JSON (default) or as a PNG with the boxes drawn")
+    ] = None,
 ):
     start = time.perf_counter()
     served = registry.get("detect", model)
     data = await read_image_bytes(request)
     t_read = time.perf_counter()
-    image = await asyncio.to_thread(decode_image, data, allowed_formats=settings.allowed_formats, max_pixels=settings.max_image_pixels)
+    image = await asyncio.to_thread(
+        decode_image, data, allowed_formats=settings.allowed_formats, max_pixels=settings.max_image_pixels
+    )
     tensor = await asyncio.to_thread(served.prepare, image)
     t_decode = time.perf_counter()
     result = await served.worker.submit(tensor, key=tta, timeout_s=settings.request_timeout_s)
@@ -62,11 +82,16 @@ async def detect(
     timing = Timing.of(start, t_read, t_decode, result)
     if wants_png(request, format):
         drawn = await asyncio.to_thread(_png, image, boxes, names, scores, served.class_names)
-        return Response(drawn, media_type="image/png", headers={"X-Model": served.name, "X-Detections": str(len(boxes))})
+        return Response(
+            drawn, media_type="image/png", headers={"X-Model": served.name, "X-Detections": str(len(boxes))}
+        )
     return DetectResponse(
         model=served.name,
         image=ImageSize(width=image.width, height=image.height),
-        detections=[Detection(label=n, score=min(max(s, 0.0), 1.0), box=Box(xmin=b[0], ymin=b[1], xmax=b[2], ymax=b[3])) for b, n, s in zip(boxes, names, scores)],
+        detections=[
+            Detection(label=n, score=min(max(s, 0.0), 1.0), box=Box(xmin=b[0], ymin=b[1], xmax=b[2], ymax=b[3]))
+            for b, n, s in zip(boxes, names, scores)
+        ],
         timing_ms=timing,
     )
 

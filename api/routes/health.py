@@ -24,17 +24,27 @@ async def readyz(registry: RegistryDep) -> Ready:
     return Ready(status="ready", models=list(registry.models))
 
 
-@router.get("/models", response_model=ModelList, dependencies=[APIKey], responses=error_responses(401, 503), summary="The served models")
+@router.get(
+    "/models",
+    response_model=ModelList,
+    dependencies=[APIKey],
+    responses=error_responses(401, 503),
+    summary="The served models",
+)
 async def models(registry: RegistryDep) -> ModelList:
     if not registry.ready:
         raise APIError(503, "not_ready", "models are still loading", headers={"Retry-After": "1"})
-    return ModelList(models=[ModelInfo(**m.info(), default=registry.defaults[m.task] == name) for name, m in registry.models.items()])
+    return ModelList(
+        models=[ModelInfo(**m.info(), default=registry.defaults[m.task] == name) for name, m in registry.models.items()]
+    )
 
 
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}
+    },
     summary="Prometheus metrics",
 )
 async def metrics(service_metrics: MetricsDep) -> Response:

@@ -1,7 +1,15 @@
 """Image classification: classifiers by name (softmax regression to ResNet-101), activations and initialisers by
 name, and transfer-learning helpers (freeze the backbone, unfreeze the last stages, dense VGG evaluation)."""
 
-from detector.classify.init import ACTIVATIONS, INIT_SCHEMES, Maxout, activation_pieces, default_init_for, init_weights, make_activation
+from detector.classify.init import (
+    ACTIVATIONS,
+    INIT_SCHEMES,
+    Maxout,
+    activation_pieces,
+    default_init_for,
+    init_weights,
+    make_activation,
+)
 from detector.classify.models import (
     CLASSIFIERS,
     DenseClassifier,

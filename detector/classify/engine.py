@@ -95,7 +95,11 @@ def tta_sizes(input_size: int) -> dict:
     """Sizes of the test-time views for a model trained at ``input_size`` S: ``resize`` = round(256 S / 224),
     the side of the images the views are taken from; ``crop`` = S; ``scales`` = round(k S / 224) for
     k = 224, 256, 288, 320."""
-    return {"resize": round(256 * input_size / 224), "crop": input_size, "scales": tuple(round(k * input_size / 224) for k in (224, 256, 288, 320))}
+    return {
+        "resize": round(256 * input_size / 224),
+        "crop": input_size,
+        "scales": tuple(round(k * input_size / 224) for k in (224, 256, 288, 320)),
+    }
 
 
 def tta_source_transform(preset: str, *, input_size: int) -> ClassificationTransform:
@@ -138,9 +142,13 @@ def evaluate_classifier(
         raise ValueError(f"unknown TTA mode {tta!r}; choose one of {', '.join(TTA_MODES)}")
     classes = list(getattr(dataset, "classes", []))
     model.eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size if tta == "none" else 1, shuffle=False, num_workers=workers)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size if tta == "none" else 1, shuffle=False, num_workers=workers
+    )
     probs_all, labels_all = [], []
-    for images, labels in tqdm(loader, desc=f"eval ({tta})" if tta != "none" else "eval", disable=not progress, leave=False, unit="batch"):
+    for images, labels in tqdm(
+        loader, desc=f"eval ({tta})" if tta != "none" else "eval", disable=not progress, leave=False, unit="batch"
+    ):
         images = images.to(device)
         with autocast(device, amp):
             if tta == "none":
@@ -205,7 +213,20 @@ class LRFinderResult:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("suggestion", "min_loss_lr", "method", "start_lr", "end_lr", "stopped_early", "lrs", "losses", "smoothed")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "suggestion",
+                "min_loss_lr",
+                "method",
+                "start_lr",
+                "end_lr",
+                "stopped_early",
+                "lrs",
+                "losses",
+                "smoothed",
+            )
+        }
 
 
 def _suggest(lrs: list[float], smoothed: list[float]) -> tuple[float, str]:
@@ -288,7 +309,9 @@ def lr_range_test(
         del trial, optimizer
         checkpoint.set_rng_state(rng)
     if len(lrs) < 2:
-        raise RuntimeError("the learning-rate range test diverged at once; check the data and the model (the loss was not finite at the first steps)")
+        raise RuntimeError(
+            "the learning-rate range test diverged at once; check the data and the model (the loss was not finite at the first steps)"
+        )
     suggestion, method = _suggest(lrs, smoothed)
     return LRFinderResult(
         lrs=lrs, losses=losses, smoothed=smoothed, suggestion=suggestion, min_loss_lr=float(lrs[int(np.argmin(smoothed))]),

@@ -26,17 +26,31 @@ from detector.tta import TTA_MODES
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m detector.evaluate --task classify", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="python -m detector.evaluate --task classify",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--task", choices=("detect", "classify"), default="classify", help="what to evaluate")
-    p.add_argument("--checkpoint", type=Path, required=True, help="a classifier checkpoint (python -m detector.train --task classify)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="a classifier checkpoint (python -m detector.train --task classify)",
+    )
     p.add_argument("--data", type=Path, required=True, help="folder of <split>/<class>/ image folders")
     p.add_argument("--split", default="test", help="sub-folder to evaluate on")
-    p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation (views scale with the checkpoint's input size)")
+    p.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default="none",
+        help="test-time augmentation (views scale with the checkpoint's input size)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON to this file")
     p.add_argument("--plots", type=Path, default=None, help="write confusion_matrix.png into this folder")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (one image at a time with --tta)")
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="images per forward pass (one image at a time with --tta)"
+    )
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -67,7 +81,9 @@ def evaluate_checkpoint(
     model, ckpt = load_classifier(checkpoint, device)
     name = ckpt["model_config"]["name"]
     if tta == "multiscale" and name not in ANY_SIZE_CLASSIFIERS:
-        raise ValueError(f"--tta multiscale feeds images of several sizes; {name} takes only its input size. Use --tta 10crop or none")
+        raise ValueError(
+            f"--tta multiscale feeds images of several sizes; {name} takes only its input size. Use --tta 10crop or none"
+        )
     size = int(ckpt["model_config"]["input_size"][-1])
     # The trainer's validation transform; a checkpoint without a training config is fed plain resized images.
     preset = (ckpt.get("train_config") or {}).get("augment", "none")
@@ -76,8 +92,24 @@ def evaluate_checkpoint(
     else:
         transform = tta_source_transform(preset, input_size=size)
     dataset = ImageFolderDataset(data, split, classes=list(model.class_names), transform=transform)
-    result = evaluate_classifier(model, dataset, device=device, tta=tta, input_size=size, batch_size=batch_size, workers=workers, progress=progress)
-    result.update(checkpoint=str(checkpoint), data=str(data), split=split, classes=list(model.class_names), input_size=size, preset=preset)
+    result = evaluate_classifier(
+        model,
+        dataset,
+        device=device,
+        tta=tta,
+        input_size=size,
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+    )
+    result.update(
+        checkpoint=str(checkpoint),
+        data=str(data),
+        split=split,
+        classes=list(model.class_names),
+        input_size=size,
+        preset=preset,
+    )
     if tta != "none":
         result["tta_sizes"] = {k: list(v) if isinstance(v, tuple) else v for k, v in tta_sizes(size).items()}
     return result
@@ -100,7 +132,12 @@ def report(result: dict, *, json_path: str | Path | None = None, plots_dir: str 
 
         path = Path(plots_dir) / "confusion_matrix.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        plot_confusion_matrix(result["confusion"], result["classes"], path, title=f"confusion matrix ({result['split']}, tta {result['tta']})")
+        plot_confusion_matrix(
+            result["confusion"],
+            result["classes"],
+            path,
+            title=f"confusion matrix ({result['split']}, tta {result['tta']})",
+        )
         print(f"confusion matrix written to {path}")
 
 

@@ -68,7 +68,9 @@ class Maxout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, kc = x.shape[:2]
         if kc % self.pieces:
-            raise ValueError(f"maxout with {self.pieces} pieces needs a feature count divisible by {self.pieces}, got {kc}")
+            raise ValueError(
+                f"maxout with {self.pieces} pieces needs a feature count divisible by {self.pieces}, got {kc}"
+            )
         return x.reshape(n, kc // self.pieces, self.pieces, *x.shape[2:]).amax(dim=2)
 
     def extra_repr(self) -> str:

@@ -32,7 +32,18 @@ from detector import checkpoint
 from detector.classify.init import activation_pieces, default_init_for, init_weights, make_activation
 from detector.weights import load_checked, load_pretrained_state_dict
 
-CLASSIFIERS = ("softmax", "mlp", "lenet5", "convnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101")
+CLASSIFIERS = (
+    "softmax",
+    "mlp",
+    "lenet5",
+    "convnet",
+    "vgg16",
+    "vgg16_bn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+)
 TORCHVISION_CLASSIFIERS = ("vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "resnet101")
 ANY_SIZE_CLASSIFIERS = (*TORCHVISION_CLASSIFIERS, "convnet")  # the others flatten a fixed input_size
 
@@ -49,7 +60,9 @@ class SoftmaxRegression(nn.Module):
         return self.head(images.flatten(1))
 
 
-def _dense_block(in_features: int, out_features: int, *, activation: str, batch_norm: bool = False, dropout: float = 0.0) -> nn.Sequential:
+def _dense_block(
+    in_features: int, out_features: int, *, activation: str, batch_norm: bool = False, dropout: float = 0.0
+) -> nn.Sequential:
     """Linear -> [batch norm] -> activation -> [dropout]; [N, in] -> [N, out]. The Linear is ``pieces`` times
     wider than ``out_features`` when the activation is maxout, which folds it back to ``out_features``."""
     width = activation_pieces(activation) * out_features
@@ -78,7 +91,8 @@ class MLP(nn.Module):
         super().__init__()
         widths = (in_features, *hidden_sizes)
         self.stages = nn.ModuleList(
-            _dense_block(a, b, activation=activation, batch_norm=batch_norm, dropout=dropout) for a, b in zip(widths, widths[1:])
+            _dense_block(a, b, activation=activation, batch_norm=batch_norm, dropout=dropout)
+            for a, b in zip(widths, widths[1:])
         )
         self.head = nn.Linear(widths[-1], num_classes)
 
@@ -104,7 +118,9 @@ class LeNet5(nn.Module):
         channels, height, width = input_size
         h, w = lenet5_map_size(height), lenet5_map_size(width)
         if h < 1 or w < 1:
-            raise ValueError(f"lenet5 needs inputs of at least 16 x 16 pixels (32 x 32 is the classic size), got input_size={tuple(input_size)}")
+            raise ValueError(
+                f"lenet5 needs inputs of at least 16 x 16 pixels (32 x 32 is the classic size), got input_size={tuple(input_size)}"
+            )
         k = activation_pieces(activation)
         self.stages = nn.ModuleList(
             [
@@ -129,7 +145,11 @@ def _conv_stage(in_channels: int, out_channels: int, *, activation: str) -> nn.S
     k = activation_pieces(activation)
     layers: list[nn.Module] = []
     for c in (in_channels, out_channels):
-        layers += [nn.Conv2d(c, out_channels * k, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels * k), make_activation(activation)]
+        layers += [
+            nn.Conv2d(c, out_channels * k, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels * k),
+            make_activation(activation),
+        ]
     return nn.Sequential(*layers, nn.MaxPool2d(2))
 
 
@@ -138,7 +158,14 @@ class ConvNet(nn.Module):
     [N, channels[-1]] -> head [N, K]. Any input of at least 2 ** len(channels) pixels a side works; the
     default four stages turn 64 x 64 into a 4 x 4 map."""
 
-    def __init__(self, *, in_channels: int, num_classes: int, channels: tuple[int, ...] = (16, 32, 64, 128), activation: str = "relu"):
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        channels: tuple[int, ...] = (16, 32, 64, 128),
+        activation: str = "relu",
+    ):
         super().__init__()
         if not channels:
             raise ValueError("convnet needs at least one stage width in channels")
@@ -186,7 +213,10 @@ def _linear_to_conv(fc: nn.Linear, *, in_channels: int, kernel_size: int) -> nn.
     view of ``fc.weight``: the Linear's inputs are a C x kh x kw block flattened channel-major, exactly the
     order ``torch.flatten`` gives the [N, C, 7, 7] map that VGG feeds its classifier."""
     conv = nn.Conv2d(in_channels, fc.out_features, kernel_size, bias=fc.bias is not None)
-    conv.weight = nn.Parameter(fc.weight.detach().view(fc.out_features, in_channels, kernel_size, kernel_size), requires_grad=fc.weight.requires_grad)
+    conv.weight = nn.Parameter(
+        fc.weight.detach().view(fc.out_features, in_channels, kernel_size, kernel_size),
+        requires_grad=fc.weight.requires_grad,
+    )
     if fc.bias is not None:
         conv.bias = nn.Parameter(fc.bias.detach(), requires_grad=fc.bias.requires_grad)
     return conv
@@ -216,7 +246,10 @@ def to_dense(model: nn.Module) -> DenseClassifier:
     elif isinstance(model, models.ResNet):
         m = model
         features = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
-        dense = DenseClassifier(features=features, classifier=nn.Sequential(_linear_to_conv(m.fc, in_channels=m.fc.in_features, kernel_size=1)))
+        dense = DenseClassifier(
+            features=features,
+            classifier=nn.Sequential(_linear_to_conv(m.fc, in_channels=m.fc.in_features, kernel_size=1)),
+        )
     else:
         raise TypeError(f"to_dense supports torchvision VGG and ResNet classifiers, not {type(model).__name__}")
     dense.class_names = getattr(model, "class_names", None)
@@ -233,7 +266,9 @@ def _head_prefix(name: str) -> str:
     return "fc." if name.startswith("resnet") else "classifier.6."
 
 
-def _torchvision_classifier(name: str, *, num_classes: int, dropout: float, pretrained: str | Path | None, weights_dir: str | Path) -> nn.Module:
+def _torchvision_classifier(
+    name: str, *, num_classes: int, dropout: float, pretrained: str | Path | None, weights_dir: str | Path
+) -> nn.Module:
     kwargs = {"dropout": dropout} if name.startswith("vgg") else {}
     model = getattr(models, name)(weights=None, num_classes=num_classes, **kwargs)
     if pretrained is not None:
@@ -285,8 +320,12 @@ def build_classifier(
         pretrained = None
     if name in TORCHVISION_CLASSIFIERS:
         if activation != "relu":
-            raise ValueError(f"{name} is torchvision's network and uses ReLU; activation={activation!r} is only for softmax, mlp and lenet5")
-        model = _torchvision_classifier(name, num_classes=num_classes, dropout=dropout, pretrained=pretrained, weights_dir=weights_dir)
+            raise ValueError(
+                f"{name} is torchvision's network and uses ReLU; activation={activation!r} is only for softmax, mlp and lenet5"
+            )
+        model = _torchvision_classifier(
+            name, num_classes=num_classes, dropout=dropout, pretrained=pretrained, weights_dir=weights_dir
+        )
         if init is not None:
             init_weights(head_module(model) if pretrained is not None else model, init, activation=activation)
         model.class_names = imagenet_categories() if (pretrained is not None and num_classes == 1000) else None
@@ -304,7 +343,14 @@ def build_classifier(
         # Logits feed the softmax directly, with no nonlinearity in between: Xavier unless told otherwise.
         init_weights(model, init or "xavier_normal", activation=activation)
     elif name == "mlp":
-        model = MLP(in_features=c * h * w, num_classes=num_classes, hidden_sizes=tuple(hidden_sizes), activation=activation, dropout=dropout, batch_norm=batch_norm)
+        model = MLP(
+            in_features=c * h * w,
+            num_classes=num_classes,
+            hidden_sizes=tuple(hidden_sizes),
+            activation=activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+        )
         init_weights(model, init or default_init_for(activation), activation=activation)
     elif name == "convnet":
         if min(h, w) < 2 ** len(channels):
@@ -355,7 +401,9 @@ def backbone_stages(model: nn.Module) -> list[nn.Module]:
         return [*blocks, model.classifier[:-1]]
     if isinstance(model, (SoftmaxRegression, MLP, LeNet5, ConvNet)):
         return list(model.stages)
-    raise TypeError(f"{type(model).__name__} has no known stages; fine-tune the model from build_classifier (before to_dense)")
+    raise TypeError(
+        f"{type(model).__name__} has no known stages; fine-tune the model from build_classifier (before to_dense)"
+    )
 
 
 def freeze_backbone(model: nn.Module) -> nn.Module:
@@ -380,7 +428,9 @@ def unfreeze_last(model: nn.Module, n: int, *, lr: float, lr_mult: float = 0.1) 
     """
     stages = backbone_stages(model)
     if not 0 <= n <= len(stages):
-        raise ValueError(f"{type(model).__name__} has {len(stages)} backbone stages; n must be in 0..{len(stages)}, got {n}")
+        raise ValueError(
+            f"{type(model).__name__} has {len(stages)} backbone stages; n must be in 0..{len(stages)}, got {n}"
+        )
     freeze_backbone(model)
     head_ids = {id(p) for p in head_parameters(model)}
     backbone = [p for stage in stages[len(stages) - n :] for p in stage.parameters() if id(p) not in head_ids]
@@ -403,11 +453,15 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
     return classifier_from_checkpoint(checkpoint.load(path), device, source=path)
 
 
-def classifier_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu", *, source: str | Path = "the checkpoint") -> tuple[nn.Module, dict]:
+def classifier_from_checkpoint(
+    ckpt: dict, device: str | torch.device = "cpu", *, source: str | Path = "the checkpoint"
+) -> tuple[nn.Module, dict]:
     """``load_classifier`` for a checkpoint dict already read (``checkpoint.load``); ``source`` names it in errors.
     Takes the weights out of ``ckpt``."""
     if ckpt.get("kind") != CLASSIFIER_KIND:
-        raise checkpoint.CheckpointError(f"{source} holds a {ckpt.get('kind')!r} model, not a classifier; train one with --task classify")
+        raise checkpoint.CheckpointError(
+            f"{source} holds a {ckpt.get('kind')!r} model, not a classifier; train one with --task classify"
+        )
     config = dict(ckpt["model_config"])
     name = config.pop("name")
     config["input_size"] = tuple(config["input_size"])

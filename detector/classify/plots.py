@@ -24,7 +24,9 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def plot_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path, *, title: str = "confusion matrix") -> Path:
+def plot_confusion_matrix(
+    confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path, *, title: str = "confusion matrix"
+) -> Path:
     """Rows are the true classes, columns the predicted ones; each row is normalised to sum to 1 (a row of a class
     with no images stays 0) and the cells show the fraction, with the count below it."""
     counts = np.asarray(confusion, dtype=np.float64)
@@ -45,7 +47,9 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Seque
         for i in range(k):
             for j in range(k):
                 colour = "white" if rates[i, j] > 0.5 else "black"
-                ax.text(j, i, f"{rates[i, j]:.2f}\n{int(counts[i, j])}", ha="center", va="center", fontsize=7, color=colour)
+                ax.text(
+                    j, i, f"{rates[i, j]:.2f}\n{int(counts[i, j])}", ha="center", va="center", fontsize=7, color=colour
+                )
     return _save(fig, path)
 
 

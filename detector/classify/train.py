@@ -28,7 +28,14 @@ from tqdm import tqdm
 from detector import checkpoint
 from detector.classify.engine import evaluate_classifier, lr_range_test, train_steps, tta_sizes, tta_source_transform
 from detector.classify.init import ACTIVATIONS, INIT_SCHEMES
-from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, CLASSIFIERS, build_classifier, freeze_backbone, unfreeze_last
+from detector.classify.models import (
+    ANY_SIZE_CLASSIFIERS,
+    CLASSIFIER_KIND,
+    CLASSIFIERS,
+    build_classifier,
+    freeze_backbone,
+    unfreeze_last,
+)
 from detector.classify.plots import plot_confusion_matrix, plot_lr_finder
 from detector.data.augment import PRESETS, classification_transform
 from detector.data.folder import ImageFolderDataset
@@ -58,53 +65,119 @@ def _lr(value: str) -> float | str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m detector.train --task classify", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m detector.train --task classify",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--task", choices=("detect", "classify"), default="classify", help="what to train")
     d = p.add_argument_group("data")
-    d.add_argument("--data", required=True, help="folder of <split>/<class>/ image folders (or of class folders, with --val-ratio)")
+    d.add_argument(
+        "--data", required=True, help="folder of <split>/<class>/ image folders (or of class folders, with --val-ratio)"
+    )
     d.add_argument("--train-split", default="train", help="sub-folder to train on")
     d.add_argument("--val-split", default="val", help="sub-folder to validate on ('none' to skip)")
-    d.add_argument("--val-ratio", type=float, default=None, help="no split folders: hold out this fraction of each class for validation (a fixed, seed-0 draw)")
-    d.add_argument("--augment", choices=PRESETS, default="basic", help="training augmentation preset (detector.data.augment)")
+    d.add_argument(
+        "--val-ratio",
+        type=float,
+        default=None,
+        help="no split folders: hold out this fraction of each class for validation (a fixed, seed-0 draw)",
+    )
+    d.add_argument(
+        "--augment", choices=PRESETS, default="basic", help="training augmentation preset (detector.data.augment)"
+    )
     d.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     m = p.add_argument_group("model")
     m.add_argument("--model", choices=CLASSIFIERS, default="resnet18", help="classifier (detector.classify.models)")
-    m.add_argument("--pretrained", default="auto", help="'imagenet' (VGG and ResNet only), 'none', a state-dict PATH, or 'auto' (= none)")
+    m.add_argument(
+        "--pretrained",
+        default="auto",
+        help="'imagenet' (VGG and ResNet only), 'none', a state-dict PATH, or 'auto' (= none)",
+    )
     m.add_argument("--weights-dir", default="weights", help="where 'imagenet' weights are looked up")
-    m.add_argument("--input-size", type=int, default=224, help="side of the square network input in pixels (32-64 suit the small networks)")
-    m.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="hidden activation of mlp, lenet5 and convnet")
-    m.add_argument("--init", choices=INIT_SCHEMES, default=None, help="weight initialisation (default: the activation's own; torchvision's for VGG/ResNet)")
+    m.add_argument(
+        "--input-size",
+        type=int,
+        default=224,
+        help="side of the square network input in pixels (32-64 suit the small networks)",
+    )
+    m.add_argument(
+        "--activation", choices=ACTIVATIONS, default="relu", help="hidden activation of mlp, lenet5 and convnet"
+    )
+    m.add_argument(
+        "--init",
+        choices=INIT_SCHEMES,
+        default=None,
+        help="weight initialisation (default: the activation's own; torchvision's for VGG/ResNet)",
+    )
     m.add_argument("--hidden-sizes", type=int, nargs="+", default=[512, 256], help="hidden layer widths of mlp")
     m.add_argument("--dropout", type=float, default=0.5, help="dropout of mlp and VGG's fc6/fc7")
     m.add_argument("--batch-norm", action="store_true", help="batch norm after each hidden layer of mlp")
-    m.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 128], help="stage widths of convnet (each stage halves the input side)")
-    m.add_argument("--freeze", choices=("none", "backbone"), default="none", help="'backbone': train only the last (K-way) layer")
-    m.add_argument("--unfreeze", type=int, default=None, metavar="N", help="train the head and the last N backbone stages (overrides --freeze)")
+    m.add_argument(
+        "--channels",
+        type=int,
+        nargs="+",
+        default=[16, 32, 64, 128],
+        help="stage widths of convnet (each stage halves the input side)",
+    )
+    m.add_argument(
+        "--freeze", choices=("none", "backbone"), default="none", help="'backbone': train only the last (K-way) layer"
+    )
+    m.add_argument(
+        "--unfreeze",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train the head and the last N backbone stages (overrides --freeze)",
+    )
     m.add_argument("--lr-mult", type=float, default=0.1, help="with --unfreeze: the backbone stages' lr is lr * this")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=30, help="passes over the training images")
     o.add_argument("--iters", type=int, default=0, help="stop after this many iterations in total (0 = run all epochs)")
     o.add_argument("--batch-size", type=int, default=32, help="images per mini-batch")
-    o.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum", help="detector.optim name; 'momentum' is SGD with momentum")
-    o.add_argument("--lr", type=_lr, default=0.01, help="learning rate, or 'auto': run the range test (--find-lr) and use its suggestion")
+    o.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="momentum",
+        help="detector.optim name; 'momentum' is SGD with momentum",
+    )
+    o.add_argument(
+        "--lr",
+        type=_lr,
+        default=0.01,
+        help="learning rate, or 'auto': run the range test (--find-lr) and use its suggestion",
+    )
     o.add_argument("--momentum", type=float, default=0.9, help="momentum of momentum, nesterov and rmsprop")
     o.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty (decoupled for adamw)")
-    o.add_argument("--schedule", choices=SCHEDULES, default="step", help="'plateau' watches validation top-1 every epoch")
+    o.add_argument(
+        "--schedule", choices=SCHEDULES, default="step", help="'plateau' watches validation top-1 every epoch"
+    )
     o.add_argument("--step-size", type=float, default=10, help="epochs between decays ('step')")
     o.add_argument("--milestones", type=float, nargs="+", default=(), help="epochs of each decay ('multistep')")
     o.add_argument("--gamma", type=float, default=0.1, help="decay factor")
-    o.add_argument("--plateau-patience", type=int, default=2, help="epochs without a better top-1 before a 'plateau' decay")
+    o.add_argument(
+        "--plateau-patience", type=int, default=2, help="epochs without a better top-1 before a 'plateau' decay"
+    )
     o.add_argument("--warmup-iters", type=int, default=0, help="linear warm-up iterations")
     o.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this value")
     o.add_argument("--amp", action="store_true", help="mixed precision (fp16 autocast + gradient scaling; CUDA only)")
-    o.add_argument("--find-lr", action="store_true", help=f"only run the learning-rate range test ({FIND_LR_START:g} to {FIND_LR_END:g}), write lr_finder.png and exit")
+    o.add_argument(
+        "--find-lr",
+        action="store_true",
+        help=f"only run the learning-rate range test ({FIND_LR_START:g} to {FIND_LR_END:g}), write lr_finder.png and exit",
+    )
     o.add_argument("--find-lr-steps", type=int, default=200, help="mini-batches of the range test")
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'")
     r.add_argument("--seed", type=int, default=0, help="seeds the initialisation, batch order and augmentation")
     r.add_argument("--out", default="runs/classifier", help="output folder")
     r.add_argument("--resume", default=None, help="a last.pt to continue from, or 'auto' for OUT/last.pt")
-    r.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation of the final evaluation (views scale with --input-size)")
+    r.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default="none",
+        help="test-time augmentation of the final evaluation (views scale with --input-size)",
+    )
     r.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (and after the last)")
     r.add_argument("--checkpoint-every", type=int, default=10, help="keep epoch_N.pt every N epochs (0 = never)")
     r.add_argument("--log-every", type=int, default=10, help="write a step record to metrics.jsonl every N iterations")
@@ -156,7 +229,9 @@ def _datasets(args: argparse.Namespace) -> tuple[ImageFolderDataset, ImageFolder
         return train, None
     val_transform = classification_transform(args.augment, train=False, size=args.input_size)
     if args.val_ratio is not None:
-        val = ImageFolderDataset(args.data, args.train_split, subset="val", classes=train.classes, transform=val_transform, **folder)
+        val = ImageFolderDataset(
+            args.data, args.train_split, subset="val", classes=train.classes, transform=val_transform, **folder
+        )
     else:
         val = ImageFolderDataset(args.data, args.val_split, classes=train.classes, transform=val_transform)
     return train, val
@@ -179,9 +254,13 @@ def _loader(dataset, sampler, args, device, epoch: int) -> torch.utils.data.Data
     )
 
 
-def find_lr(model: nn.Module, train_base, args: argparse.Namespace, optim_cfg: OptimConfig, device: torch.device, out: Path) -> dict:
+def find_lr(
+    model: nn.Module, train_base, args: argparse.Namespace, optim_cfg: OptimConfig, device: torch.device, out: Path
+) -> dict:
     """Runs the range test on a copy of ``model`` and writes lr_finder.png and lr_finder.json into ``out``."""
-    data = AugmentedDataset(train_base, _ImageOnly(classification_transform(args.augment, train=True, size=args.input_size)), seed=args.seed)
+    data = AugmentedDataset(
+        train_base, _ImageOnly(classification_transform(args.augment, train=True, size=args.input_size)), seed=args.seed
+    )
     sampler = _batch_sampler(len(train_base), args.batch_size, args.seed)
 
     def batches():
@@ -194,7 +273,14 @@ def find_lr(model: nn.Module, train_base, args: argparse.Namespace, optim_cfg: O
         return build_optimizer(trainable_groups(trial, args, 1.0), optim_cfg)
 
     result = lr_range_test(
-        model, make_optimizer, batches(), device=device, start_lr=FIND_LR_START, end_lr=FIND_LR_END, steps=args.find_lr_steps, progress=not args.no_progress
+        model,
+        make_optimizer,
+        batches(),
+        device=device,
+        start_lr=FIND_LR_START,
+        end_lr=FIND_LR_END,
+        steps=args.find_lr_steps,
+        progress=not args.no_progress,
     )
     plot_lr_finder(result, out / "lr_finder.png")
     (out / "lr_finder.json").write_text(json.dumps(result.to_dict(), indent=2))
@@ -212,7 +298,9 @@ def format_per_class(evaluation: dict) -> str:
         rows.append((name, str(v["images"]), "-" if v["accuracy"] is None else f"{v['accuracy']:.3f}"))
     rows.append(("all", str(evaluation["images"]), f"{evaluation['top1']:.3f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) for r in rows
+    )
 
 
 def train_classifier(args: argparse.Namespace) -> dict:
@@ -240,21 +328,27 @@ def train_classifier(args: argparse.Namespace) -> dict:
         if ckpt.get("kind") != CLASSIFIER_KIND:
             raise SystemExit(f"error: {resume_path} holds a {ckpt.get('kind')!r} model, not a classifier")
         if list(ckpt["class_names"]) != list(classes):
-            raise SystemExit(f"error: {resume_path} was trained on classes {ckpt['class_names']}, this dataset has {list(classes)}")
+            raise SystemExit(
+                f"error: {resume_path} was trained on classes {ckpt['class_names']}, this dataset has {list(classes)}"
+            )
         model_cfg = dict(ckpt["model_config"])
         pretrained = None  # the checkpoint has every weight
     else:
         model_cfg = model_config_from_args(args, len(classes))
         pretrained = None if args.pretrained in ("auto", "none") else args.pretrained
     seed_everything(args.seed)
-    build_args = {k: tuple(v) if isinstance(v, list) else v for k, v in model_cfg.items() if k != "name"}  # sizes are lists in the file
+    build_args = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in model_cfg.items() if k != "name"
+    }  # sizes are lists in the file
     try:
         model = build_classifier(model_cfg["name"], **build_args, pretrained=pretrained, weights_dir=args.weights_dir)
     except (ValueError, WeightsError) as exc:
         raise SystemExit(f"error: {exc}") from None
     model.to(device)
 
-    train_set = AugmentedDataset(train_base, _ImageOnly(classification_transform(args.augment, train=True, size=args.input_size)), seed=args.seed)
+    train_set = AugmentedDataset(
+        train_base, _ImageOnly(classification_transform(args.augment, train=True, size=args.input_size)), seed=args.seed
+    )
     sampler = _batch_sampler(len(train_base), args.batch_size, args.seed)
     iters_per_epoch = len(sampler)
     total_iters = args.iters or args.epochs * iters_per_epoch
@@ -296,7 +390,10 @@ def train_classifier(args: argparse.Namespace) -> dict:
     optimizer = build_optimizer(groups, optim_cfg)
     schedule = LRSchedule(optimizer, optim_cfg)
     if args.schedule == "plateau" and val_set is None:
-        print("warning: --schedule plateau watches validation top-1, and --val-split none leaves none: the lr stays constant", file=sys.stderr)
+        print(
+            "warning: --schedule plateau watches validation top-1, and --val-split none leaves none: the lr stays constant",
+            file=sys.stderr,
+        )
     amp = bool(args.amp and device.type == "cuda")
     if args.amp and not amp:
         print("warning: --amp needs CUDA; training in fp32 on the CPU", file=sys.stderr)
@@ -323,11 +420,25 @@ def train_classifier(args: argparse.Namespace) -> dict:
         metrics_file.flush()
 
     def save(path: Path, *, resumable: bool = True) -> None:
-        payload = checkpoint.model_payload(model, kind=CLASSIFIER_KIND, config=model_cfg, class_names=classes, train_config=train_config, metrics=last_eval)
+        payload = checkpoint.model_payload(
+            model,
+            kind=CLASSIFIER_KIND,
+            config=model_cfg,
+            class_names=classes,
+            train_config=train_config,
+            metrics=last_eval,
+        )
         if resumable:
             payload.update(
                 checkpoint.training_state(
-                    optimizer, schedule, scaler, epoch=epoch, step_in_epoch=step_in_epoch, iteration=iteration, best_top1=best_top1, best_epoch=best_epoch
+                    optimizer,
+                    schedule,
+                    scaler,
+                    epoch=epoch,
+                    step_in_epoch=step_in_epoch,
+                    iteration=iteration,
+                    best_top1=best_top1,
+                    best_epoch=best_epoch,
                 )
             )
         checkpoint.save(path, payload)
@@ -346,7 +457,14 @@ def train_classifier(args: argparse.Namespace) -> dict:
             remaining = min(len(sampler), total_iters - iteration)
             loss_sum, count, correct, images_seen = 0.0, 0, 0, 0
             t0 = time.perf_counter()
-            bar = tqdm(total=iters_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.no_progress, unit="it", dynamic_ncols=True)
+            bar = tqdm(
+                total=iters_per_epoch,
+                initial=step_in_epoch,
+                desc=f"epoch {epoch + 1}/{args.epochs}",
+                disable=args.no_progress,
+                unit="it",
+                dynamic_ncols=True,
+            )
 
             def on_step(values: dict) -> None:
                 nonlocal iteration, step_in_epoch, count, loss_sum, correct, images_seen
@@ -357,18 +475,42 @@ def train_classifier(args: argparse.Namespace) -> dict:
                 correct += values["correct"]
                 images_seen += values["images"]
                 speed = images_seen / (time.perf_counter() - t0)
-                bar.set_postfix({"loss": f"{loss_sum / count:.3f}", "img/s": f"{speed:.1f}", "lr": f"{values['lr']:.2g}"}, refresh=False)
+                bar.set_postfix(
+                    {"loss": f"{loss_sum / count:.3f}", "img/s": f"{speed:.1f}", "lr": f"{values['lr']:.2g}"},
+                    refresh=False,
+                )
                 bar.update(1)
                 if iteration % args.log_every == 0:
-                    log({"type": "step", "epoch": epoch + 1, "iteration": iteration, "loss": values["loss"], "lr": values["lr"], "images_per_s": speed})
+                    log(
+                        {
+                            "type": "step",
+                            "epoch": epoch + 1,
+                            "iteration": iteration,
+                            "loss": values["loss"],
+                            "lr": values["lr"],
+                            "images_per_s": speed,
+                        }
+                    )
 
             try:
                 batches = stoppable(loader, remaining, stop)
-                train_steps(model, optimizer, schedule, batches, device=device, scaler=scaler, amp=amp, max_grad_norm=args.clip_grad, on_step=on_step)
+                train_steps(
+                    model,
+                    optimizer,
+                    schedule,
+                    batches,
+                    device=device,
+                    scaler=scaler,
+                    amp=amp,
+                    max_grad_norm=args.clip_grad,
+                    on_step=on_step,
+                )
             except NonFiniteLossError as exc:
                 bar.close()
                 metrics_file.close()
-                raise non_finite_exit(exc, epoch=epoch + 1, iteration=iteration + 1, last_checkpoint=out / "last.pt") from None
+                raise non_finite_exit(
+                    exc, epoch=epoch + 1, iteration=iteration + 1, last_checkpoint=out / "last.pt"
+                ) from None
             bar.close()
             if step_in_epoch < iters_per_epoch:  # stopped mid-epoch (--iters or a signal): keep the position
                 save(out / "last.pt")
@@ -378,13 +520,31 @@ def train_classifier(args: argparse.Namespace) -> dict:
                 "type": "epoch", "epoch": epoch, "iteration": iteration, "loss": loss_sum / max(count, 1),
                 "train_top1": correct / max(images_seen, 1), "lr": schedule.get_last_lr()[-1], "seconds": time.perf_counter() - t0,
             }  # fmt: skip
-            if val_set is not None and (epoch % args.eval_every == 0 or epoch == args.epochs or iteration >= total_iters):
-                ev = evaluate_classifier(model, val_set, device=device, batch_size=2 * args.batch_size, workers=min(args.workers, 2), amp=amp, progress=not args.no_progress)
-                last_eval = {"split": args.val_split if args.val_ratio is None else f"val_ratio={args.val_ratio}", "epoch": epoch, **{k: ev[k] for k in ("top1", "top5", "topk", "loss")}}
+            if val_set is not None and (
+                epoch % args.eval_every == 0 or epoch == args.epochs or iteration >= total_iters
+            ):
+                ev = evaluate_classifier(
+                    model,
+                    val_set,
+                    device=device,
+                    batch_size=2 * args.batch_size,
+                    workers=min(args.workers, 2),
+                    amp=amp,
+                    progress=not args.no_progress,
+                )
+                last_eval = {
+                    "split": args.val_split if args.val_ratio is None else f"val_ratio={args.val_ratio}",
+                    "epoch": epoch,
+                    **{k: ev[k] for k in ("top1", "top5", "topk", "loss")},
+                }
                 record.update(val_loss=ev["loss"], top1=ev["top1"], top5=ev["top5"])
-                print(f"epoch {epoch}: train loss {record['loss']:.4f}, val loss {ev['loss']:.4f}, top-1 {ev['top1']:.4f}, top-{ev['topk']} {ev['top5']:.4f}")
+                print(
+                    f"epoch {epoch}: train loss {record['loss']:.4f}, val loss {ev['loss']:.4f}, top-1 {ev['top1']:.4f}, top-{ev['topk']} {ev['top5']:.4f}"
+                )
                 if schedule.observe(ev["top1"]):
-                    print(f"validation top-1 stopped improving: lr divided by {1 / args.gamma:g}, now {schedule.get_last_lr()[-1]:.3g}")
+                    print(
+                        f"validation top-1 stopped improving: lr divided by {1 / args.gamma:g}, now {schedule.get_last_lr()[-1]:.3g}"
+                    )
                 if ev["top1"] > best_top1:
                     best_top1, best_epoch = ev["top1"], epoch
                     save(out / "best.pt", resumable=False)
@@ -400,7 +560,9 @@ def train_classifier(args: argparse.Namespace) -> dict:
 
     final = None
     if val_set is not None and not stop.requested and best_epoch is not None:
-        final = final_evaluation(model, val_set, args, device=device, amp=amp, out=out, classes=classes, best_epoch=best_epoch)
+        final = final_evaluation(
+            model, val_set, args, device=device, amp=amp, out=out, classes=classes, best_epoch=best_epoch
+        )
     results = {
         "epoch": epoch,
         "iteration": iteration,
@@ -417,7 +579,9 @@ def train_classifier(args: argparse.Namespace) -> dict:
     return results
 
 
-def final_evaluation(model: nn.Module, val_set: ImageFolderDataset, args, *, device, amp: bool, out: Path, classes, best_epoch: int) -> dict:
+def final_evaluation(
+    model: nn.Module, val_set: ImageFolderDataset, args, *, device, amp: bool, out: Path, classes, best_epoch: int
+) -> dict:
     """Evaluates best.pt's weights (with --tta), prints the per-class table, draws confusion_matrix.png."""
     model.load_state_dict(checkpoint.load(out / "best.pt", map_location=device)["model"])
     dataset = val_set
@@ -431,10 +595,17 @@ def final_evaluation(model: nn.Module, val_set: ImageFolderDataset, args, *, dev
     ev["weights"] = f"best.pt (epoch {best_epoch})"
     if args.tta != "none":
         ev["tta_sizes"] = {k: list(v) if isinstance(v, tuple) else v for k, v in tta_sizes(args.input_size).items()}
-    print(f"final evaluation of best.pt (epoch {best_epoch}), tta {args.tta}: top-1 {ev['top1']:.4f}, top-{ev['topk']} {ev['top5']:.4f}")
+    print(
+        f"final evaluation of best.pt (epoch {best_epoch}), tta {args.tta}: top-1 {ev['top1']:.4f}, top-{ev['topk']} {ev['top5']:.4f}"
+    )
     print(format_per_class(ev))
     try:
-        plot_confusion_matrix(ev["confusion"], classes, out / "confusion_matrix.png", title=f"confusion matrix (best.pt, epoch {best_epoch}, tta {args.tta})")
+        plot_confusion_matrix(
+            ev["confusion"],
+            classes,
+            out / "confusion_matrix.png",
+            title=f"confusion matrix (best.pt, epoch {best_epoch}, tta {args.tta})",
+        )
     except Exception as exc:
         print(f"warning: could not draw the confusion matrix: {exc}", file=sys.stderr)
     return ev

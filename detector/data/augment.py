@@ -180,7 +180,9 @@ class ClassificationTransform:
     """uint8 numpy [H, W, 3] RGB -> float32 tensor [3, size, size], normalised with the ImageNet mean and std."""
 
     def __init__(self, transforms: list[A.BasicTransform], *, seed: int | None = None):
-        self.pipeline = A.Compose([*transforms, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0)], seed=seed)
+        self.pipeline = A.Compose(
+            [*transforms, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0)], seed=seed
+        )
 
     def reseed(self, seed: int) -> None:
         """Makes the next call's random choices a function of ``seed`` alone."""
@@ -191,7 +193,9 @@ class ClassificationTransform:
         return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32))
 
 
-def classification_transform(preset: str, *, train: bool, size: int = 224, seed: int | None = None) -> ClassificationTransform:
+def classification_transform(
+    preset: str, *, train: bool, size: int = 224, seed: int | None = None
+) -> ClassificationTransform:
     """The ``preset``'s classification pipeline; the result maps uint8 [H, W, 3] RGB to float [3, size, size].
 
     Evaluation: shorter side ``round(256 * size / 224)`` then a centre ``size`` crop for ``alexnet`` and ``vgg`` (as

@@ -63,7 +63,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.root = Path(root).expanduser()
         self.transform = transform
         if not self.root.is_dir():
-            raise FileNotFoundError(f"dataset folder {self.root} does not exist; give a folder holding <split>/<class>/ image folders")
+            raise FileNotFoundError(
+                f"dataset folder {self.root} does not exist; give a folder holding <split>/<class>/ image folders"
+            )
         folder = self.root
         if split is not None:
             folder = self.root / split
@@ -86,10 +88,14 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         else:
             unknown = sorted(set(class_dirs) - set(classes))
             if unknown:
-                raise ValueError(f"{folder} has class folders {unknown} that are not among the classes {list(classes)}; remove them or train on them too")
+                raise ValueError(
+                    f"{folder} has class folders {unknown} that are not among the classes {list(classes)}; remove them or train on them too"
+                )
         self.classes: tuple[str, ...] = tuple(classes)
         if not self.classes:
-            raise FileNotFoundError(f"{folder} has no class folders; expected {folder}/<class>/*.jpg (one folder per class)")
+            raise FileNotFoundError(
+                f"{folder} has no class folders; expected {folder}/<class>/*.jpg (one folder per class)"
+            )
 
         rng = np.random.default_rng(seed)
         self.samples: list[tuple[Path, int]] = []
@@ -103,7 +109,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             self.samples.extend((path, label) for path in files)
         if not self.samples:
             which = f" ({subset} subset at val_ratio={val_ratio})" if val_ratio is not None else ""
-            raise FileNotFoundError(f"{folder} has no images{which}; expected files ending in {', '.join(IMAGE_EXTENSIONS)} inside its class folders")
+            raise FileNotFoundError(
+                f"{folder} has no images{which}; expected files ending in {', '.join(IMAGE_EXTENSIONS)} inside its class folders"
+            )
 
     @property
     def targets(self) -> list[int]:

@@ -18,7 +18,9 @@ def aspect_ratio_groups(sizes: Sequence[tuple[int, int]]) -> list[int]:
 
 
 class GroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
-    def __init__(self, groups: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+    def __init__(
+        self, groups: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.groups = list(groups)
@@ -36,7 +38,9 @@ class GroupedBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def batches(self) -> list[list[int]]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(len(self.groups), generator=g).tolist() if self.shuffle else list(range(len(self.groups)))
+        order = (
+            torch.randperm(len(self.groups), generator=g).tolist() if self.shuffle else list(range(len(self.groups)))
+        )
         batches: list[list[int]] = []
         for group in sorted(set(self.groups)):
             members = [i for i in order if self.groups[i] == group]

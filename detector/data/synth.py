@@ -137,8 +137,20 @@ def unit_outline(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
         return np.stack([r * np.cos(t), r * np.sin(t)], axis=1), None
     if name == "cross":
         w = rng.uniform(0.25, 0.42)
-        pts = [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w),
-               (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w)]
+        pts = [
+            (-w, -1),
+            (w, -1),
+            (w, -w),
+            (1, -w),
+            (1, w),
+            (w, w),
+            (w, 1),
+            (-w, 1),
+            (-w, w),
+            (-1, w),
+            (-1, -w),
+            (-w, -w),
+        ]
         return np.array(pts, dtype=np.float64), None
     raise ValueError(f"unknown shape {name!r}; expected one of {CLASSES}")
 
@@ -189,7 +201,7 @@ def shape_alpha(shape: Shape, width: int, height: int) -> tuple[np.ndarray, int]
     alpha = np.zeros((height, width), np.uint8)
     ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     if ix0 < ix1 and iy0 < iy1:
-        alpha[iy0:iy1, ix0:ix1] = coverage[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+        alpha[iy0:iy1, ix0:ix1] = coverage[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
     return alpha, full_area
 
 
@@ -222,15 +234,17 @@ def resolve_visibility(shapes: list[Shape], width: int, height: int) -> list[Syn
         box = tight_box(visible)
         fraction = n_visible / full_area
         small = min(box[2] - box[0] + 1, box[3] - box[1] + 1) < MIN_SIZE
-        kept.append(SynthObject(
-            name=shape.name,
-            box=box,
-            truncated=bool(np.count_nonzero(mask) < full_area),
-            occluded=bool(np.count_nonzero(mask & above) > OCCLUDED_FRACTION * full_area),
-            difficult=bool(fraction < DIFFICULT_VISIBLE or small),
-            visible_fraction=fraction,
-            alpha=alpha,
-        ))
+        kept.append(
+            SynthObject(
+                name=shape.name,
+                box=box,
+                truncated=bool(np.count_nonzero(mask) < full_area),
+                occluded=bool(np.count_nonzero(mask & above) > OCCLUDED_FRACTION * full_area),
+                difficult=bool(fraction < DIFFICULT_VISIBLE or small),
+                visible_fraction=fraction,
+                alpha=alpha,
+            )
+        )
         above |= mask
     kept.reverse()
     return kept
@@ -344,18 +358,31 @@ def _draw_clutter(rng: np.random.Generator, canvas: np.ndarray) -> None:
     h, w = canvas.shape[:2]
     for _ in range(int(rng.integers(0, 7))):  # straight thin lines, often running off the image
         p, q = rng.uniform((-0.2 * w, -0.2 * h), (1.2 * w, 1.2 * h), (2, 2))
-        cv2.line(canvas, tuple(_cv_points(p).tolist()), tuple(_cv_points(q).tolist()), _colour_tuple(_random_colour(rng)),
-                 int(rng.integers(1, 3)), cv2.LINE_AA, _SHIFT)
+        cv2.line(
+            canvas,
+            tuple(_cv_points(p).tolist()),
+            tuple(_cv_points(q).tolist()),
+            _colour_tuple(_random_colour(rng)),
+            int(rng.integers(1, 3)),
+            cv2.LINE_AA,
+            _SHIFT,
+        )
     for _ in range(int(rng.integers(0, 4))):  # open random-walk scribbles
         n = int(rng.integers(5, 13))
         heading = np.cumsum(rng.normal(0.0, 0.8, n)) + rng.uniform(0, 2 * math.pi)
         steps = rng.uniform(4.0, 15.0, (n, 1)) * np.stack([np.cos(heading), np.sin(heading)], axis=1)
         pts = rng.uniform((0, 0), (w, h)) + np.cumsum(steps, axis=0)
-        cv2.polylines(canvas, [_cv_points(pts)], False, _colour_tuple(_random_colour(rng)),
-                      int(rng.integers(1, 3)), cv2.LINE_AA, _SHIFT)
+        cv2.polylines(
+            canvas,
+            [_cv_points(pts)],
+            False,
+            _colour_tuple(_random_colour(rng)),
+            int(rng.integers(1, 3)),
+            cv2.LINE_AA,
+            _SHIFT,
+        )
     for _ in range(int(rng.integers(0, 6))):  # small irregular blobs, below MIN_SIZE
-        poly = _blob(rng, (rng.uniform(0, w), rng.uniform(0, h)), rng.uniform(2.0, 6.0),
-                     int(rng.integers(5, 9)))
+        poly = _blob(rng, (rng.uniform(0, w), rng.uniform(0, h)), rng.uniform(2.0, 6.0), int(rng.integers(5, 9)))
         cv2.fillPoly(canvas, [_cv_points(poly)], _colour_tuple(_random_colour(rng)), cv2.LINE_AA, _SHIFT)
 
 
@@ -388,8 +415,9 @@ def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLITS.index(split), index])
 
 
-def render_sample(rng: np.random.Generator, *, image_size: tuple[int, int] = (192, 320),
-                  max_objects: int = 4) -> Sample:
+def render_sample(
+    rng: np.random.Generator, *, image_size: tuple[int, int] = (192, 320), max_objects: int = 4
+) -> Sample:
     """Draw one image with 1..max_objects objects, at least one of them not difficult."""
     lo, hi = image_size
     width, height = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
@@ -414,8 +442,9 @@ def render_sample(rng: np.random.Generator, *, image_size: tuple[int, int] = (19
     return Sample(image=image, objects=objects)
 
 
-def render_image(seed: int, split: str, index: int, *, image_size: tuple[int, int] = (192, 320),
-                 max_objects: int = 4) -> Sample:
+def render_image(
+    seed: int, split: str, index: int, *, image_size: tuple[int, int] = (192, 320), max_objects: int = 4
+) -> Sample:
     """Image ``index`` of ``split`` exactly as ``generate`` writes it for these arguments."""
     return render_sample(image_rng(seed, split, index), image_size=image_size, max_objects=max_objects)
 
@@ -477,8 +506,7 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
-def _check_args(train: int, val: int, test: int, seed: int, image_size: tuple[int, int],
-                max_objects: int) -> None:
+def _check_args(train: int, val: int, test: int, seed: int, image_size: tuple[int, int], max_objects: int) -> None:
     for name, n in (("train", train), ("val", val), ("test", test)):
         if n < 0:
             raise ValueError(f"{name}={n}: the number of images must be >= 0")
@@ -492,9 +520,17 @@ def _check_args(train: int, val: int, test: int, seed: int, image_size: tuple[in
         raise ValueError(f"max_objects={max_objects}: use at least 1")
 
 
-def generate(out_dir: str | Path, *, train: int = 600, val: int = 100, test: int = 200, seed: int = 0,
-             image_size: tuple[int, int] = (192, 320), max_objects: int = 4,
-             progress: bool = True) -> dict:
+def generate(
+    out_dir: str | Path,
+    *,
+    train: int = 600,
+    val: int = 100,
+    test: int = 200,
+    seed: int = 0,
+    image_size: tuple[int, int] = (192, 320),
+    max_objects: int = 4,
+    progress: bool = True,
+) -> dict:
     """Write a PASCAL-VOC-format dataset into ``out_dir`` and return its summary.
 
     Layout: JPEGImages/{id}.jpg, Annotations/{id}.xml, ImageSets/Main/{split}.txt and
@@ -513,13 +549,24 @@ def generate(out_dir: str | Path, *, train: int = 600, val: int = 100, test: int
     counts = {"train": train, "val": val, "test": test}
     ids: dict[str, list[str]] = {split: [] for split in SPLITS}
     annotations: dict[str, list[SynthObject]] = {}
-    summary = {"seed": seed, "image_size": list(image_size), "max_objects": max_objects,
-               "classes": list(CLASSES), "splits": {}}
+    summary = {
+        "seed": seed,
+        "image_size": list(image_size),
+        "max_objects": max_objects,
+        "classes": list(CLASSES),
+        "splits": {},
+    }
     bar = tqdm(total=train + val + test, desc=f"writing {out}", unit="img", disable=not progress)
     next_id = 1
     for split in SPLITS:
-        stats = {"images": 0, "objects": 0, "difficult": 0, "truncated": 0, "occluded": 0,
-                 "per_class": {name: 0 for name in CLASSES}}
+        stats = {
+            "images": 0,
+            "objects": 0,
+            "difficult": 0,
+            "truncated": 0,
+            "occluded": 0,
+            "per_class": {name: 0 for name in CLASSES},
+        }
         for index in range(counts[split]):
             image_id = f"{next_id:06d}"
             next_id += 1
@@ -528,12 +575,14 @@ def generate(out_dir: str | Path, *, train: int = 600, val: int = 100, test: int
             jpg = out / "JPEGImages" / f"{image_id}.jpg"
             if not cv2.imwrite(str(jpg), sample.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
                 raise OSError(f"could not write {jpg}; check that the directory is writable")
-            (out / "Annotations" / f"{image_id}.xml").write_text(
-                voc_xml(image_id, width, height, sample.objects))
+            (out / "Annotations" / f"{image_id}.xml").write_text(voc_xml(image_id, width, height, sample.objects))
             # Keep only what the image-set files need; the alphas would hold every mask in memory.
             annotations[image_id] = [
-                SynthObject(o.name, o.box, o.truncated, o.occluded, o.difficult, o.visible_fraction,
-                            np.zeros((0, 0), np.uint8)) for o in sample.objects]
+                SynthObject(
+                    o.name, o.box, o.truncated, o.occluded, o.difficult, o.visible_fraction, np.zeros((0, 0), np.uint8)
+                )
+                for o in sample.objects
+            ]
             ids[split].append(image_id)
             stats["images"] += 1
             for o in sample.objects:
@@ -551,14 +600,21 @@ def generate(out_dir: str | Path, *, train: int = 600, val: int = 100, test: int
     for split in ("train", "val", "trainval", "test"):
         _write_lines(main_dir / f"{split}.txt", ids[split])
         for name in CLASSES:
-            _write_lines(main_dir / f"{name}_{split}.txt",
-                         [_presence_line(i, annotations[i], name) for i in ids[split]])
+            _write_lines(
+                main_dir / f"{name}_{split}.txt", [_presence_line(i, annotations[i], name) for i in ids[split]]
+            )
     _write_lines(out / "labels.txt", list(CLASSES))
     return summary
 
 
-def write_classification_crops(voc_root: str | Path, out_dir: str | Path, *, size: int = 64, context: float = 0.15,
-                               splits: tuple[str, ...] = ("train", "val", "test")) -> dict:
+def write_classification_crops(
+    voc_root: str | Path,
+    out_dir: str | Path,
+    *,
+    size: int = 64,
+    context: float = 0.15,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+) -> dict:
     """Write the dataset's classification variant: one ``size`` x ``size`` image per non-difficult object.
 
     Each object's box is enlarged by ``context`` times its width (height) on the left and right (top and
@@ -569,7 +625,12 @@ def write_classification_crops(voc_root: str | Path, out_dir: str | Path, *, siz
 
     Returns ``{"size", "context", "classes", "splits": {split: {"crops", "difficult_skipped", "per_class"}}}``.
     """
-    from detector.data.voc import _find_image, _load_rgb, parse_voc_xml, read_labels_file  # torch-backed: imported on use
+    from detector.data.voc import (
+        _find_image,
+        _load_rgb,
+        parse_voc_xml,
+        read_labels_file,
+    )  # torch-backed: imported on use
 
     if size < 1:
         raise ValueError(f"size={size}: use a positive number of pixels")
@@ -582,7 +643,9 @@ def write_classification_crops(voc_root: str | Path, out_dir: str | Path, *, siz
     for split in splits:
         split_file = root / "ImageSets" / "Main" / f"{split}.txt"
         if not split_file.is_file():
-            raise FileNotFoundError(f"{split_file} does not exist; write the VOC dataset first (generate) or pass other splits")
+            raise FileNotFoundError(
+                f"{split_file} does not exist; write the VOC dataset first (generate) or pass other splits"
+            )
         for name in classes:
             (out / split / name).mkdir(parents=True, exist_ok=True)
         stats = {"crops": 0, "difficult_skipped": 0, "per_class": dict.fromkeys(classes, 0)}
@@ -601,7 +664,9 @@ def write_classification_crops(voc_root: str | Path, out_dir: str | Path, *, siz
                 c0, r0 = max(0, math.floor(x0 - dx)), max(0, math.floor(y0 - dy))
                 c1, r1 = min(width, math.ceil(x1 + dx)), min(height, math.ceil(y1 + dy))
                 if c1 <= c0 or r1 <= r0:
-                    raise ValueError(f"{root / 'Annotations' / f'{image_id}.xml'}: object {k} ({obj.name}) lies outside its {width} x {height} image")
+                    raise ValueError(
+                        f"{root / 'Annotations' / f'{image_id}.xml'}: object {k} ({obj.name}) lies outside its {width} x {height} image"
+                    )
                 crop = cv2.resize(image[r0:r1, c0:c1], (size, size), interpolation=cv2.INTER_AREA)
                 path = out / split / obj.name / f"{image_id}_{k}.jpg"
                 if not cv2.imwrite(str(path), crop[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
@@ -623,35 +688,53 @@ def format_summary(summary: dict) -> str:
         rows.append((key, *(str(summary["splits"][s][key]) for s in splits)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(r))
-        for r in rows)
+        "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(r)) for r in rows
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m detector.data.synth",
         description="Generate a PASCAL-VOC-format dataset of six shapes (" + ", ".join(CLASSES) + ") "
-                    "that differ only by shape, on cluttered backgrounds.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", required=True, type=Path, default=argparse.SUPPRESS,
-                        help="dataset directory to write")
+        "that differ only by shape, on cluttered backgrounds.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--out", required=True, type=Path, default=argparse.SUPPRESS, help="dataset directory to write")
     parser.add_argument("--train", type=int, default=600, help="number of training images")
     parser.add_argument("--val", type=int, default=100, help="number of validation images")
     parser.add_argument("--test", type=int, default=200, help="number of test images")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files")
-    parser.add_argument("--image-size", type=int, nargs=2, default=[192, 320], metavar=("MIN", "MAX"),
-                        help="range of image width and height, drawn independently per image")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=[192, 320],
+        metavar=("MIN", "MAX"),
+        help="range of image width and height, drawn independently per image",
+    )
     parser.add_argument("--max-objects", type=int, default=4, help="at most this many objects per image")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--classification", type=Path, default=None, metavar="DIR",
-                        help="also write the classification variant into DIR: every non-difficult object "
-                             "cropped (with context) to DIR/<split>/<class>/<image_id>_<k>.jpg")
+    parser.add_argument(
+        "--classification",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the classification variant into DIR: every non-difficult object "
+        "cropped (with context) to DIR/<split>/<class>/<image_id>_<k>.jpg",
+    )
     parser.add_argument("--crop-size", type=int, default=64, help="side of the classification crops in pixels")
     args = parser.parse_args(argv)
     try:
-        summary = generate(args.out, train=args.train, val=args.val, test=args.test, seed=args.seed,
-                           image_size=tuple(args.image_size), max_objects=args.max_objects,
-                           progress=not args.no_progress)
+        summary = generate(
+            args.out,
+            train=args.train,
+            val=args.val,
+            test=args.test,
+            seed=args.seed,
+            image_size=tuple(args.image_size),
+            max_objects=args.max_objects,
+            progress=not args.no_progress,
+        )
     except ValueError as err:
         parser.error(str(err))
     print(f"wrote {args.out}")

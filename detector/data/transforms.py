@@ -31,7 +31,11 @@ class DetectionTransform:
         self.pipeline = A.Compose(
             transforms or [],
             bbox_params=A.BboxParams(
-                format="pascal_voc", label_fields=["indices"], min_visibility=min_visibility, min_area=min_area, clip=True
+                format="pascal_voc",
+                label_fields=["indices"],
+                min_visibility=min_visibility,
+                min_area=min_area,
+                clip=True,
             ),
             seed=seed,
         )

@@ -153,9 +153,7 @@ def read_labels_file(path: str | os.PathLike) -> tuple[str, ...]:
         first_seen[key] = lineno
         names.append(name)
     if not names:
-        raise AnnotationError(
-            f"{path}: no class names found; write one class name per line", path=path, field="labels"
-        )
+        raise AnnotationError(f"{path}: no class names found; write one class name per line", path=path, field="labels")
     return tuple(names)
 
 
@@ -297,8 +295,7 @@ def _parse_coord(path: Path, bndbox: ET.Element, where: str, tag: str) -> float:
     text = bndbox.findtext(tag)
     if text is None or not text.strip():
         raise AnnotationError(
-            f"{path}: {where}/{tag}: <{tag}> is missing or empty; "
-            "a <bndbox> needs numeric xmin, ymin, xmax and ymax",
+            f"{path}: {where}/{tag}: <{tag}> is missing or empty; a <bndbox> needs numeric xmin, ymin, xmax and ymax",
             path=path,
             field=f"{where}/{tag}",
         )
@@ -397,9 +394,7 @@ def _read_split(subset: Path, split: str, classes: Sequence[str]) -> list[str]:
                 f"{main}: folder not found; a VOC-format dataset lists its images in ImageSets/Main/{{split}}.txt"
             )
         splits = sorted(p.stem for p in main.glob("*.txt") if not _is_class_split_file(p, class_keys))
-        raise FileNotFoundError(
-            f"{path}: split file not found; split files in {main}: {', '.join(splits) or 'none'}"
-        )
+        raise FileNotFoundError(f"{path}: split file not found; split files in {main}: {', '.join(splits) or 'none'}")
     rows = _read_rows(path)
     if _is_class_split_file(path, class_keys):
         raise ValueError(
@@ -584,13 +579,17 @@ class VOCDetection(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self._items)
 
-    def first(self, n: int) -> "VOCDetection":
+    def first(self, n: int) -> VOCDetection:
         """The same dataset limited to its first ``n`` images (e.g. a quick validation on part of a split)."""
         view = copy.copy(self)
         view._items = self._items[:n]
         view.image_ids = self.image_ids[:n]
         # Caches are keyed by index, and the first n indices keep their meaning; copy so the views stay apart.
-        view._annotations, view._image_paths, view._targets = dict(self._annotations), dict(self._image_paths), dict(self._targets)
+        view._annotations, view._image_paths, view._targets = (
+            dict(self._annotations),
+            dict(self._image_paths),
+            dict(self._targets),
+        )
         view.warnings = list(self.warnings)
         return view
 

@@ -25,7 +25,9 @@ class WithProposals(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[Any, dict[str, Any]]:
         image, target = self.dataset[i]
         target = dict(target)
-        target["proposals"] = torch.from_numpy(self.cache.get(str(target["image_id"]), self.dataset.image_path(i))).float().reshape(-1, 4)
+        target["proposals"] = (
+            torch.from_numpy(self.cache.get(str(target["image_id"]), self.dataset.image_path(i))).float().reshape(-1, 4)
+        )
         return image, target
 
     def __getattr__(self, name: str):
@@ -35,7 +37,9 @@ class WithProposals(torch.utils.data.Dataset):
         return getattr(self.dataset, name)
 
 
-def with_cached_proposals(dataset, config, *, cache_dir=None, workers: int = 0, progress: bool = True, quiet: bool = False) -> WithProposals:
+def with_cached_proposals(
+    dataset, config, *, cache_dir=None, workers: int = 0, progress: bool = True, quiet: bool = False
+) -> WithProposals:
     """``dataset`` with the proposals of the selective-search settings ``config`` records (a Fast R-CNN or
     R-CNN config): computes the ones missing from the cache first (a complete cache is reused as it is).
     ``quiet``: no summary line either (the non-zero ranks of a distributed run)."""
@@ -43,5 +47,7 @@ def with_cached_proposals(dataset, config, *, cache_dir=None, workers: int = 0, 
     from detector.proposals import compute_proposals
 
     settings = selective_search_settings(config)
-    cache = compute_proposals(dataset, settings, cache_dir=cache_dir, workers=workers, progress=progress and not quiet, summary_line=not quiet)
+    cache = compute_proposals(
+        dataset, settings, cache_dir=cache_dir, workers=workers, progress=progress and not quiet, summary_line=not quiet
+    )
     return WithProposals(dataset, cache)

@@ -18,7 +18,12 @@ class AnchorGenerator(nn.Module):
     area s^2: width s / sqrt(r), height s * sqrt(r), as in the paper (128, 256, 512 px; 0.5, 1, 2 at stride 16).
     """
 
-    def __init__(self, sizes: tuple[float, ...] = (128, 256, 512), aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0), stride: int = 16):
+    def __init__(
+        self,
+        sizes: tuple[float, ...] = (128, 256, 512),
+        aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
+        stride: int = 16,
+    ):
         super().__init__()
         self.sizes = tuple(float(s) for s in sizes)
         self.aspect_ratios = tuple(float(r) for r in aspect_ratios)

@@ -24,7 +24,16 @@ BACKBONES = ("vgg16", "resnet18", "resnet34", "resnet50", "resnet101", "tiny")
 class Backbone(nn.Module):
     """``body``: images [N, 3, H, W] -> features [N, C, Hf, Wf]; ``head``: pooled RoIs [R, C, P, P] -> [R, D]."""
 
-    def __init__(self, *, body: nn.Module, head: nn.Module, out_channels: int, representation_size: int, pool_size: int, stride: int = 16):
+    def __init__(
+        self,
+        *,
+        body: nn.Module,
+        head: nn.Module,
+        out_channels: int,
+        representation_size: int,
+        pool_size: int,
+        stride: int = 16,
+    ):
         super().__init__()
         self.body = body
         self.head = head

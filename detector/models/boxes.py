@@ -110,7 +110,9 @@ class Matcher:
         return matches
 
 
-def sample_balanced(labels: Tensor, batch_size: int, positive_fraction: float, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def sample_balanced(
+    labels: Tensor, batch_size: int, positive_fraction: float, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
     """Samples up to ``batch_size`` entries with at most ``positive_fraction`` positives.
 
     labels: [P] with 1 = positive, 0 = negative, -1 = ignore.

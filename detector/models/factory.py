@@ -36,7 +36,9 @@ def default_config(kind: str, backbone: str, num_classes: int) -> DetectorConfig
     return tiny(num_classes) if backbone == "tiny" else config_cls(backbone=backbone, num_classes=num_classes)
 
 
-def build_detector(kind: str, config: DetectorConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights") -> nn.Module:
+def build_detector(
+    kind: str, config: DetectorConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
+) -> nn.Module:
     return _entry(kind)[0](config, pretrained=pretrained, weights_dir=weights_dir)
 
 
@@ -66,12 +68,16 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple
     return detector_from_checkpoint(checkpoint.load(path), device, source=path)
 
 
-def detector_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu", *, source: str | Path = "the checkpoint") -> tuple[nn.Module, dict]:
+def detector_from_checkpoint(
+    ckpt: dict, device: str | torch.device = "cpu", *, source: str | Path = "the checkpoint"
+) -> tuple[nn.Module, dict]:
     """``load_detector`` for a checkpoint dict already read (``checkpoint.load``); ``source`` names it in errors.
     Takes the weights out of ``ckpt``."""
     kind = ckpt.get("kind")
     if kind not in DETECTOR_KINDS:
-        raise checkpoint.CheckpointError(f"{source} holds a {kind!r} model, not a detector ({', '.join(DETECTOR_KINDS)})")
+        raise checkpoint.CheckpointError(
+            f"{source} holds a {kind!r} model, not a detector ({', '.join(DETECTOR_KINDS)})"
+        )
     model = build_detector(kind, config_from_dict(kind, ckpt["model_config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.pop("model").items()}
     model.load_state_dict(state)

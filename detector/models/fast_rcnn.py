@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 def _fast_rcnn_heads() -> RoIHeadsConfig:
     # The paper's sampling: 64 RoIs per image (2 images per batch), 25% foreground at IoU >= 0.5, background
     # from IoU [0.1, 0.5) (the lower bound mines hard-ish negatives), ground truth among the RoIs.
-    return RoIHeadsConfig(pooler="roi_pool", batch_size_per_image=64, positive_fraction=0.25, fg_iou=0.5, bg_iou_low=0.1)
+    return RoIHeadsConfig(
+        pooler="roi_pool", batch_size_per_image=64, positive_fraction=0.25, fg_iou=0.5, bg_iou_low=0.1
+    )
 
 
 @dataclass
@@ -97,16 +99,27 @@ class FastRCNN(nn.Module):
 
     kind = "fast_rcnn"
 
-    def __init__(self, config: FastRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"):
+    def __init__(
+        self, config: FastRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
+    ):
         super().__init__()
         self.config = config
         self.transform = GeneralizedRCNNTransform(
-            min_size=config.min_size, max_size=config.max_size, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD), size_divisible=32
+            min_size=config.min_size,
+            max_size=config.max_size,
+            image_mean=list(IMAGENET_MEAN),
+            image_std=list(IMAGENET_STD),
+            size_divisible=32,
         )
         self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
         self.roi_heads = RoIHeads(self.backbone, config.num_classes, config.roi_heads)
 
-    def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None, proposals: list[Tensor] | None = None):
+    def forward(
+        self,
+        images: list[Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        proposals: list[Tensor] | None = None,
+    ):
         if self.training and targets is None:
             raise ValueError("training mode needs targets; call model.eval() for inference")
         if targets is not None:

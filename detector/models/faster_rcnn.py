@@ -71,11 +71,17 @@ class FasterRCNN(nn.Module):
 
     kind = "faster_rcnn"
 
-    def __init__(self, config: FasterRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"):
+    def __init__(
+        self, config: FasterRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
+    ):
         super().__init__()
         self.config = config
         self.transform = GeneralizedRCNNTransform(
-            min_size=config.min_size, max_size=config.max_size, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD), size_divisible=32
+            min_size=config.min_size,
+            max_size=config.max_size,
+            image_mean=list(IMAGENET_MEAN),
+            image_std=list(IMAGENET_STD),
+            size_divisible=32,
         )
         self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
         self.rpn = RegionProposalNetwork(self.backbone.out_channels, config.rpn, self.backbone.stride)

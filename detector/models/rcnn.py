@@ -32,8 +32,8 @@ from torchvision.ops import box_iou, roi_align
 
 from detector.models.backbones import build_backbone
 from detector.models.config import DictConfig
-from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.fast_rcnn import propose, top_proposals
+from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 
 
@@ -46,7 +46,12 @@ def _rcnn_heads() -> RoIHeadsConfig:
     # image has a handful of foreground proposals among hundreds, and filling the batch with background made
     # the classifier settle on "background" for everything (measured: it did, on the generated dataset).
     return RoIHeadsConfig(
-        batch_size_per_image=64, positive_fraction=0.25, hold_positive_fraction=True, fg_iou=0.5, bg_iou_low=0.0, nms_threshold=0.3
+        batch_size_per_image=64,
+        positive_fraction=0.25,
+        hold_positive_fraction=True,
+        fg_iou=0.5,
+        bg_iou_low=0.0,
+        nms_threshold=0.3,
     )
 
 
@@ -99,7 +104,9 @@ class RCNN(nn.Module):
 
     kind = "rcnn"
 
-    def __init__(self, config: RCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"):
+    def __init__(
+        self, config: RCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
+    ):
         super().__init__()
         self.config = config
         self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
@@ -120,19 +127,28 @@ class RCNN(nn.Module):
         """image [3, H, W] in [0, 1], boxes [P, 4] -> normalised warped windows [P, 3, S, S]."""
         return warp_windows((image - self.mean) / self.std, boxes, self.config.input_size, self.config.context)
 
-    def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None, proposals: list[Tensor] | None = None):
+    def forward(
+        self,
+        images: list[Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        proposals: list[Tensor] | None = None,
+    ):
         if self.training and targets is None:
             raise ValueError("training mode needs targets; call model.eval() for inference")
         device = images[0].device
         if targets is not None:
             if any("proposals" not in t for t in targets):
                 raise ValueError("R-CNN trains on external proposals: every target needs a 'proposals' entry")
-            return self.losses(images, top_proposals([t["proposals"] for t in targets], self.config.max_proposals, device), targets)
+            return self.losses(
+                images, top_proposals([t["proposals"] for t in targets], self.config.max_proposals, device), targets
+            )
         if proposals is None:
             proposals = propose(images, self.config)
         return self.detect(images, top_proposals(proposals, self.config.max_proposals, device))
 
-    def losses(self, images: list[Tensor], proposals: list[Tensor], targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    def losses(
+        self, images: list[Tensor], proposals: list[Tensor], targets: list[dict[str, Tensor]]
+    ) -> dict[str, Tensor]:
         """Cross-entropy of the fine-tuned classifier over the sampled windows; smooth L1 of the regressor over
         the windows with IoU >= ``regression_iou`` (its training set), on detached features, summed / number of
         windows (so an image with no objects gives exactly 0)."""
@@ -151,7 +167,9 @@ class RCNN(nn.Module):
         reg = torch.nonzero((labels > 0) & (iou >= self.config.regression_iou)).flatten()
         deltas = deltas.reshape(deltas.shape[0], -1, 4)[reg, labels[reg]]
         beta = 1.0 / self.config.roi_heads.smooth_l1_sigma**2
-        loss_box = F.smooth_l1_loss(deltas, regression_targets[reg], beta=beta, reduction="sum") / max(labels.numel(), 1)
+        loss_box = F.smooth_l1_loss(deltas, regression_targets[reg], beta=beta, reduction="sum") / max(
+            labels.numel(), 1
+        )
         return {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
 
     def detect(self, images: list[Tensor], proposals: list[Tensor]) -> list[dict[str, Tensor]]:

@@ -74,7 +74,9 @@ class RoIHeads(nn.Module):
         self.matcher = Matcher(config.fg_iou, config.fg_iou, low_min=config.bg_iou_low)
 
     # --- training targets -------------------------------------------------------------------------------
-    def sample_proposals(self, proposals: list[Tensor], targets: list[dict[str, Tensor]]) -> tuple[list[Tensor], Tensor, Tensor]:
+    def sample_proposals(
+        self, proposals: list[Tensor], targets: list[dict[str, Tensor]]
+    ) -> tuple[list[Tensor], Tensor, Tensor]:
         """Per image: add the ground truth to the proposals, label each by IoU (>= fg_iou: its box's class;
         [bg_iou_low, fg_iou): background), sample ``batch_size_per_image`` at up to ``positive_fraction``
         foreground (with ``hold_positive_fraction``, at most ``1 / positive_fraction - 1`` background RoIs per
@@ -114,7 +116,9 @@ class RoIHeads(nn.Module):
             return roi_align(features, rois, size, spatial_scale=self.spatial_scale, sampling_ratio=2, aligned=True)
         if features.dtype == torch.bfloat16 and features.device.type == "cpu":
             # torchvision has no CPU bf16 roi_pool kernel; max pooling is exact in fp32 and back.
-            return roi_pool(features.float(), [r.float() for r in rois], size, spatial_scale=self.spatial_scale).to(features.dtype)
+            return roi_pool(features.float(), [r.float() for r in rois], size, spatial_scale=self.spatial_scale).to(
+                features.dtype
+            )
         return roi_pool(features, rois, size, spatial_scale=self.spatial_scale)
 
     def forward(
@@ -132,7 +136,9 @@ class RoIHeads(nn.Module):
         class_logits, deltas = self.predictor(self.head(self.pool(features, proposals)))
         return self.inference(class_logits, deltas, proposals, image_sizes), {}
 
-    def losses(self, class_logits: Tensor, deltas: Tensor, labels: Tensor, regression_targets: Tensor) -> dict[str, Tensor]:
+    def losses(
+        self, class_logits: Tensor, deltas: Tensor, labels: Tensor, regression_targets: Tensor
+    ) -> dict[str, Tensor]:
         """Cross-entropy over all sampled RoIs; smooth L1 (sigma 1) on the deltas of each foreground RoI's own
         class, summed and divided by the number of sampled RoIs (so an image with no objects gives exactly 0)."""
         loss_cls = F.cross_entropy(class_logits, labels)
@@ -142,7 +148,9 @@ class RoIHeads(nn.Module):
         loss_box = F.smooth_l1_loss(deltas, regression_targets[fg], beta=beta, reduction="sum") / max(labels.numel(), 1)
         return {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
 
-    def inference(self, class_logits: Tensor, deltas: Tensor, proposals: list[Tensor], image_sizes: list[tuple[int, int]]) -> list[dict[str, Tensor]]:
+    def inference(
+        self, class_logits: Tensor, deltas: Tensor, proposals: list[Tensor], image_sizes: list[tuple[int, int]]
+    ) -> list[dict[str, Tensor]]:
         """Softmax scores, class-specific decoding, then per image and class: score threshold, NMS, top-k."""
         cfg = self.config
         k1 = self.num_classes + 1
@@ -152,7 +160,9 @@ class RoIHeads(nn.Module):
         scores = F.softmax(class_logits, dim=-1)
         boxes = self.box_coder.decode(deltas, torch.cat(proposals)).reshape(-1, k1, 4)
         results = []
-        for img_boxes, img_scores, size in zip(boxes.split([len(p) for p in proposals]), scores.split([len(p) for p in proposals]), image_sizes):
+        for img_boxes, img_scores, size in zip(
+            boxes.split([len(p) for p in proposals]), scores.split([len(p) for p in proposals]), image_sizes
+        ):
             img_boxes = clip_boxes_to_image(img_boxes, size)[:, 1:].reshape(-1, 4)  # drop the background column
             labels = torch.arange(1, k1, device=scores.device).repeat(img_scores.shape[0])
             img_scores = img_scores[:, 1:].reshape(-1)

@@ -84,7 +84,9 @@ class RegionProposalNetwork(nn.Module):
         with torch.no_grad():
             # fp32 decoding also under bf16/fp16 autocast (a no-op in fp32): low-precision proposals would
             # move every RoI by up to a few pixels.
-            proposals = self.box_coder.decode(deltas.detach().float().reshape(-1, 4), anchors.repeat(len(image_sizes), 1))
+            proposals = self.box_coder.decode(
+                deltas.detach().float().reshape(-1, 4), anchors.repeat(len(image_sizes), 1)
+            )
             proposals = proposals.reshape(len(image_sizes), -1, 4)
             boxes = self.filter_proposals(proposals, objectness.detach().float(), image_sizes, scales)
         losses: dict[str, Tensor] = {}
@@ -93,7 +95,9 @@ class RegionProposalNetwork(nn.Module):
             losses = self.losses(objectness, deltas, labels, regression_targets)
         return boxes, losses
 
-    def filter_proposals(self, proposals: Tensor, objectness: Tensor, image_sizes: list[tuple[int, int]], scales: list[float]) -> list[Tensor]:
+    def filter_proposals(
+        self, proposals: Tensor, objectness: Tensor, image_sizes: list[tuple[int, int]], scales: list[float]
+    ) -> list[Tensor]:
         """proposals [N, M, 4], objectness [N, M] -> per image: top-k by score, clip, drop small, NMS, top-k."""
         cfg = self.config
         pre_n = cfg.pre_nms_top_n_train if self.training else cfg.pre_nms_top_n_test
@@ -108,7 +112,9 @@ class RegionProposalNetwork(nn.Module):
             result.append(boxes[keep])
         return result
 
-    def assign_targets(self, anchors: Tensor, targets: list[dict[str, Tensor]], image_sizes: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
+    def assign_targets(
+        self, anchors: Tensor, targets: list[dict[str, Tensor]], image_sizes: list[tuple[int, int]]
+    ) -> tuple[Tensor, Tensor]:
         """anchors [M, 4] -> labels [N, M] (1 object, 0 background, -1 ignored) and box targets [N, M, 4]."""
         cfg = self.config
         all_labels, all_targets = [], []
@@ -137,13 +143,19 @@ class RegionProposalNetwork(nn.Module):
             all_targets.append(self.box_coder.encode(matched_gt, anchors) if gt.numel() else torch.zeros_like(anchors))
         return torch.stack(all_labels), torch.stack(all_targets)
 
-    def losses(self, objectness: Tensor, deltas: Tensor, labels: Tensor, regression_targets: Tensor) -> dict[str, Tensor]:
+    def losses(
+        self, objectness: Tensor, deltas: Tensor, labels: Tensor, regression_targets: Tensor
+    ) -> dict[str, Tensor]:
         """Binary cross-entropy over sampled anchors; smooth L1 (sigma 3) over positives, both normalised by
         the number of sampled anchors (py-faster-rcnn's normalisation)."""
         sampled = labels >= 0
         positive = labels > 0
         num_sampled = sampled.sum().clamp(min=1)
-        loss_obj = F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled], reduction="sum") / num_sampled
+        loss_obj = (
+            F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled], reduction="sum") / num_sampled
+        )
         beta = 1.0 / self.config.smooth_l1_sigma**2
-        loss_box = F.smooth_l1_loss(deltas[positive], regression_targets[positive], beta=beta, reduction="sum") / num_sampled
+        loss_box = (
+            F.smooth_l1_loss(deltas[positive], regression_targets[positive], beta=beta, reduction="sum") / num_sampled
+        )
         return {"loss_rpn_objectness": loss_obj, "loss_rpn_box": loss_box}

@@ -176,7 +176,9 @@ def small_faster_rcnn_config(min_size: int = 96, **roi):
     from detector.models.roi_heads import RoIHeadsConfig
 
     cfg = tiny_config(num_classes=3)
-    rpn = dataclasses.replace(cfg.rpn, pre_nms_top_n_train=500, post_nms_top_n_train=100, pre_nms_top_n_test=300, post_nms_top_n_test=50)
+    rpn = dataclasses.replace(
+        cfg.rpn, pre_nms_top_n_train=500, post_nms_top_n_train=100, pre_nms_top_n_test=300, post_nms_top_n_test=50
+    )
     roi_heads = RoIHeadsConfig(batch_size_per_image=8, positive_fraction=0.5, **roi)
     return dataclasses.replace(cfg, min_size=(min_size,), max_size=256, rpn=rpn, roi_heads=roi_heads)
 
@@ -187,7 +189,10 @@ def rectangles(h: int, w: int, boxes, labels, seed: int = 0):
     image = 0.5 + 0.05 * torch.randn(3, h, w, generator=g)
     for (x1, y1, x2, y2), label in zip(boxes, labels):
         image[:, y1:y2, x1:x2] = COLOURS[label - 1][:, None, None]
-    target = {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.int64)}
+    target = {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+    }
     return image.clamp(0, 1), target
 
 
@@ -242,12 +247,26 @@ def _run_here(names: list[str], seeds: list[int]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.support.learning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tests.support.learning",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--capabilities", nargs="+", default=["default", "avx2", "avx512"], help="ATEN_CPU_CAPABILITY values, one process each")
-    p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
-                   help="more variables for every run, e.g. ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (no AMX) MKL_ENABLE_INSTRUCTIONS=AVX2")
+    p.add_argument(
+        "--capabilities",
+        nargs="+",
+        default=["default", "avx2", "avx512"],
+        help="ATEN_CPU_CAPABILITY values, one process each",
+    )
+    p.add_argument(
+        "--env",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="more variables for every run, e.g. ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (no AMX) MKL_ENABLE_INSTRUCTIONS=AVX2",
+    )
     p.add_argument("--no-loss", action="store_true", help="train with every loss multiplied by 0")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -259,7 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     for cap in args.capabilities:
         env = {**os.environ, "ATEN_CPU_CAPABILITY": cap, "DETECTOR_TESTNO_LOSS": "1" if args.no_loss else "0"}
         env.update(item.split("=", 1) for item in args.env)
-        cmd = [sys.executable, "-m", "tests.support.learning", "--child", "--recipes", *args.recipes, "--seeds", *map(str, args.seeds)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.support.learning",
+            "--child",
+            "--recipes",
+            *args.recipes,
+            "--seeds",
+            *map(str, args.seeds),
+        ]
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
         for row in json.loads(done.stdout):
             row.update(capability=cap, env=" ".join(args.env), no_loss=args.no_loss)
