@@ -38,7 +38,7 @@ default-detector: install $(DATA)/labels.txt
 		--init runs/default-detector/last.pt --min-size 384 416 448 --max-size 736 \
 		--epochs 10 --batch-size 2 --optimizer momentum --lr 0.01 --weight-decay 1e-4 --warmup-iters 100 \
 		--schedule cosine --eval-every 2 --checkpoint-every 0 --workers 1 --seed 0 --out runs/default-detector-ft
-	$(PY) -c "from detector.checkpoint import export; export('runs/default-detector-ft/last.pt', '$(DEFAULT_DETECTOR)')"
+	$(PY) -c "from detector.core.checkpoint import export; export('runs/default-detector-ft/last.pt', '$(DEFAULT_DETECTOR)')"
 
 $(DEFAULT_DETECTOR):
 	$(MAKE) default-detector
@@ -66,7 +66,7 @@ default-classifier: install $(CLS_DATA)/.written
 		--channels 16 32 64 128 --input-size 48 --augment d4 --epochs 30 --batch-size 64 --optimizer adam --lr 0.003 \
 		--weight-decay 0 --schedule cosine --warmup-iters 67 --checkpoint-every 0 --workers 1 --seed 0 --no-progress \
 		--out runs/default-classifier
-	$(PY) -c "from detector.checkpoint import export; export('runs/default-classifier/last.pt', '$(DEFAULT_CLASSIFIER)')"
+	$(PY) -c "from detector.core.checkpoint import export; export('runs/default-classifier/last.pt', '$(DEFAULT_CLASSIFIER)')"
 	$(PY) -m detector.evaluate --task classify --checkpoint $(DEFAULT_CLASSIFIER) --data $(CLS_DATA) --split test \
 		--json runs/default-classifier/test.json
 

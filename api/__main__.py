@@ -15,8 +15,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from api.config import Settings
-from detector.devices import device_from_name
-from detector.precision import resolve_precision
+from detector.core.devices import device_from_name
+from detector.core.precision import resolve_precision
 
 
 def describe(settings: Settings) -> str:

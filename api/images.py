@@ -2,8 +2,8 @@
 
 Checks in the order that costs least: the format by its first bytes (not the file name or the client's content
 type), the pixel count from the header before anything is decoded (decompression bombs), then a full decode that
-catches truncated and corrupt files. Every mode Pillow reads ends as 8-bit RGB: EXIF orientation applied, alpha
-composited on white, CMYK and palettes converted, 16-bit and 32-bit samples scaled to 8 bits.
+catches truncated and corrupt files. EXIF orientation is applied, then every mode Pillow reads ends as 8-bit RGB by
+the one policy of ``detector.core.images`` (alpha composited on white, 16-bit scaled), as in training and predict.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import io
 import struct
 import warnings
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from api.errors import APIError
+from detector.core.images import to_rgb
 
 # Magic numbers of the formats the service can be allowed to read; anything else is 415 before Pillow sees it.
 _SIGNATURES: list[tuple[str, bytes, int]] = [
@@ -37,21 +37,6 @@ def sniff_format(data: bytes) -> str | None:
         if data[offset : offset + len(magic)] == magic:
             return name
     return None
-
-
-def _to_rgb(im: Image.Image) -> Image.Image:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im)
-        if im.mode.startswith("I;16") or (im.mode == "I" and a.size and a.max() > 255):
-            a = a.astype(np.float64) / 65535.0 * 255.0  # 16-bit samples (Pillow reads 16-bit PNGs as I or I;16)
-        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L").convert("RGB")
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, RGB
 
 
 def decode_image(data: bytes, *, allowed_formats: list[str], max_pixels: int) -> Image.Image:
@@ -86,7 +71,7 @@ def decode_image(data: bytes, *, allowed_formats: list[str], max_pixels: int) ->
         try:
             im.load()
             im = ImageOps.exif_transpose(im)
-            return _to_rgb(im)
+            return to_rgb(im)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise APIError(413, "image_too_large", f"the image has too many pixels: {exc}") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:

@@ -25,15 +25,15 @@ from api.batching import BatchWorker
 from api.config import Settings
 from api.errors import APIError
 from api.metrics import ServiceMetrics
-from detector import checkpoint
-from detector import precision as precisions
 from detector.classify.engine import tta_sizes, tta_source_transform
 from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, classifier_from_checkpoint
+from detector.core import checkpoint
+from detector.core import precision as precisions
+from detector.core.devices import device_from_name
+from detector.core.precision import Precision, precision_autocast
 from detector.data.augment import classification_transform
-from detector.devices import device_from_name
 from detector.models.factory import DETECTOR_KINDS, detector_from_checkpoint
 from detector.models.inference import prepare_for_inference
-from detector.precision import Precision, precision_autocast
 from detector.tta import classify_tta, detect_flip_tta
 
 log = logging.getLogger("api")

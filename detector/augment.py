@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from detector.core.images import load_rgb
 from detector.data.augment import PRESETS, classification_transform, detection_pipeline
 from detector.data.transforms import keep_numpy
 from detector.data.voc import AnnotationError, VOCDetection
-from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from detector.visualize import draw_detections
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -100,9 +101,8 @@ def _image_folder_items(root: Path, split: str) -> list[tuple[Path, str]]:
 
 def _load_rgb(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
+        return load_rgb(path, exif_transpose=True)  # as the classifier trains on it (detector.data.folder)
+    except OSError as exc:
         raise DataError(f"{path} is not a readable image ({exc}); delete or replace it") from None
 
 

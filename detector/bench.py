@@ -57,13 +57,14 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator as Torchvi
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 
-from detector.devices import CPUInfo, cpu_info
+from detector.core.devices import CPUInfo, cpu_info
+from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from detector.core.precision import PRECISIONS, check_precision, precision_autocast
 from detector.models.backbones import BACKBONES, build_backbone
-from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD, FasterRCNN, FasterRCNNConfig, tiny_config
+from detector.models.faster_rcnn import FasterRCNN, FasterRCNNConfig, tiny_config
 from detector.models.inference import prepare_for_inference
 from detector.models.roi_heads import BoxPredictor
 from detector.models.rpn import RPNHead
-from detector.precision import PRECISIONS, check_precision, precision_autocast
 
 NUM_CLASSES = 20  # VOC
 MODELS = ("ours", "torchvision", "ours_roi_pool")

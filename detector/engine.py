@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from detector.precision import check_precision, precision_autocast
+from detector.core.precision import check_precision, precision_autocast
 from detector.voc_eval import Detection, EvalResult, evaluate_detections, ground_truth_from_dataset
 
 

@@ -17,10 +17,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from detector.checkpoint import CheckpointError
+from detector.core.checkpoint import CheckpointError
+from detector.core.precision import CHOICES, resolve_precision
 from detector.data.voc import VOCDetection
 from detector.evaluation_plots import write_plots
-from detector.precision import CHOICES, resolve_precision
 from detector.voc_eval import (
     METRICS,
     Detection,
@@ -96,7 +96,7 @@ def load_dataset(args: argparse.Namespace) -> VOCDetection:
     """The split, with the checkpoint's class list when a model is evaluated (its labels index that list)."""
     classes = None
     if args.checkpoint is not None:
-        from detector import checkpoint
+        from detector.core import checkpoint
 
         classes = checkpoint.load(args.checkpoint)[
             "class_names"

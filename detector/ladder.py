@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.devices import cpu_info
+from detector.core.devices import cpu_info
 
 # Test-time seconds per image on a GPU reported by the papers (VGG16, PASCAL VOC 2007). The Fast R-CNN paper's
 # table 4 gives R-CNN 47.0 s and Fast R-CNN 0.32 s, both without proposal time; selective search takes about 2 s

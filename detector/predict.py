@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from detector.checkpoint import CheckpointError
+from detector.core.checkpoint import CheckpointError
+from detector.core.images import open_image
+from detector.core.precision import CHOICES, precision_autocast, resolve_precision
 from detector.models.factory import EXTERNAL_PROPOSAL_KINDS, load_detector, set_max_proposals
 from detector.models.inference import prepare_for_inference
-from detector.precision import CHOICES, precision_autocast, resolve_precision
 from detector.train import resolve_device
 from detector.visualize import draw_detections
 
@@ -28,11 +29,10 @@ from detector.visualize import draw_detections
 def load_image(path: str | Path) -> Image.Image:
     """An RGB image with its EXIF orientation applied (phone photos), or a clear error naming the file."""
     try:
-        with Image.open(path) as im:
-            return ImageOps.exif_transpose(im).convert("RGB")
+        return open_image(path, exif_transpose=True)  # as the user sees the photo, as the service does
     except FileNotFoundError:
         raise SystemExit(f"error: image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except OSError as exc:
         raise SystemExit(f"error: {path} is not a readable image ({exc})") from None
 
 

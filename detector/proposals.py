@@ -439,12 +439,12 @@ class ComputeSummary:
 
 
 def _search_file(job: tuple[int, str, SelectiveSearchSettings]) -> tuple[int, np.ndarray, dict[str, Any]]:
-    from detector.data.voc import _load_rgb
+    from detector.core.images import load_rgb
 
     index, path, settings = job
     # Fingerprint first: if the file changes while being searched the entry will not match it afterwards.
     fingerprint = _fingerprint(Path(path), with_hash=True)
-    return index, selective_search(_load_rgb(Path(path)), settings), fingerprint
+    return index, selective_search(load_rgb(path, exif_transpose=False), settings), fingerprint
 
 
 def _init_worker() -> None:
@@ -582,10 +582,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"error: {e}") from None
 
     if args.image is not None:
-        from detector.data.voc import _load_rgb
+        from detector.core.images import load_rgb
 
         try:
-            image = _load_rgb(Path(args.image))
+            image = load_rgb(args.image, exif_transpose=False)
         except OSError as e:
             raise SystemExit(f"error: {e}") from None
         start = time.perf_counter()

@@ -22,22 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import signal
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from detector import checkpoint
 from detector import distributed as ddp
+from detector.core import checkpoint
+from detector.core.devices import device_from_name
+from detector.core.rng import rng_state, seed_everything, set_rng_state
 from detector.data.sampler import aspect_ratio_groups
 from detector.data.transforms import AugmentedDataset, collate, detection_transform, keep_numpy
 from detector.data.voc import VOCDetection
-from detector.devices import device_from_name
 from detector.engine import NonFiniteLossError, non_finite_exit, stoppable, train_steps
 from detector.models.backbones import BACKBONES
 from detector.models.factory import (
@@ -260,12 +259,6 @@ def init_from_checkpoint(model: torch.nn.Module, path: Path, classes: list[str],
     say(f"initialised from {path}")
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _splits(s: str) -> str | tuple[str, ...]:
     parts = tuple(x for x in s.split("+") if x)
     return parts[0] if len(parts) == 1 else parts
@@ -423,9 +416,9 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
         # (exact for a single process, as before) and the other ranks a fresh one.
         rng_ranks = ckpt.get("rng_ranks") or []
         if len(rng_ranks) == ctx.world:
-            checkpoint.set_rng_state(rng_ranks[ctx.rank])
+            set_rng_state(rng_ranks[ctx.rank])
         elif ctx.is_main:
-            checkpoint.set_rng_state(ckpt["rng"])
+            set_rng_state(ckpt["rng"])
         else:
             ddp.seed_rank(args.seed * 7919 + iteration, ctx.rank)
         say(f"resumed from {resume_path}: epoch {epoch + 1}, iteration {iteration}")
@@ -455,7 +448,7 @@ def _train_detector(args: argparse.Namespace, ctx: ddp.Context) -> dict:
 
     def save(path: Path, *, resumable: bool = True, metrics: dict | None = None) -> None:
         # Called by every rank at the same point: the random states of all ranks are gathered for exact resume.
-        rng_ranks = ddp.all_gather_state(ctx, checkpoint.rng_state()) if resumable and ctx.distributed else None
+        rng_ranks = ddp.all_gather_state(ctx, rng_state()) if resumable and ctx.distributed else None
         if not ctx.is_main:
             return
         payload = checkpoint.model_payload(

@@ -33,8 +33,8 @@ def tiny_classifier_ckpt(tmp_path_factory):
     trainer writes it: enough to exercise serving without training anything."""
     import torch
 
-    from detector import checkpoint
     from detector.classify.models import CLASSIFIER_KIND, build_classifier
+    from detector.core import checkpoint
     from detector.data.synth import CLASSES
 
     config = {"name": "lenet5", "num_classes": len(CLASSES), "input_size": [3, 32, 32], "activation": "relu", "init": None,

@@ -481,8 +481,8 @@ def test_bf16_precision_keeps_the_answer(served_models, client):
 
 @pytest.mark.parametrize("amx, expected", [(True, "bf16"), (False, "fp32")])
 def test_auto_precision_follows_the_cpu_and_says_why(served_models, monkeypatch, amx, expected):
-    from detector import precision
-    from detector.devices import CPUInfo
+    from detector.core import precision
+    from detector.core.devices import CPUInfo
 
     cpu = CPUInfo(model="Test CPU", capability="AVX512", amx=amx, avx512_bf16=True, onednn_max_isa=None)
     monkeypatch.setattr(precision, "cpu_info", lambda: cpu)

@@ -1,4 +1,4 @@
-"""Tests for detector.checkpoint and detector.models.factory.load_detector: atomic writes, format checks,
+"""Tests for detector.core.checkpoint and detector.models.factory.load_detector: atomic writes, format checks,
 rebuilding a model from the file alone, RNG state, export."""
 
 import dataclasses
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from detector import checkpoint
-from detector.checkpoint import CheckpointError
+from detector.core import checkpoint, rng
+from detector.core.checkpoint import CheckpointError
 from detector.models.factory import build_detector, load_detector
 from detector.models.faster_rcnn import tiny_config
 
@@ -149,13 +149,13 @@ def test_rng_state_round_trip(tmp_path):
     random.seed(1)
     np.random.seed(1)
     _draws()  # move away from the seeded start
-    state = checkpoint.rng_state()
+    state = rng.rng_state()
     expected = _draws()
     assert _draws() != expected  # the generators did move on
-    checkpoint.set_rng_state(state)
+    rng.set_rng_state(state)
     assert _draws() == expected
     # Through a checkpoint file too (lists instead of tuples, tensors for numpy's key).
     path = checkpoint.save(tmp_path / "rng.pt", {"rng": state})
     _draws()
-    checkpoint.set_rng_state(checkpoint.load(path)["rng"])
+    rng.set_rng_state(checkpoint.load(path)["rng"])
     assert _draws() == expected

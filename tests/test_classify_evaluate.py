@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from detector import checkpoint
 from detector.classify.evaluate import evaluate_checkpoint
 from detector.classify.models import CLASSIFIER_KIND, build_classifier
+from detector.core import checkpoint
 from detector.evaluate import main as evaluate_main
 
 CLASSES = ["red", "green", "blue"]  # label i is colour channel i

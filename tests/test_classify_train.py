@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from detector import checkpoint
 from detector.classify.engine import _suggest, evaluate_classifier
 from detector.classify.models import backbone_stages, build_classifier, head_module, load_classifier
+from detector.core import checkpoint
 from detector.data.synth import CLASSES
 from detector.optim import OPTIMIZERS
 from detector.train import main as train_main

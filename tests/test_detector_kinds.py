@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from detector import checkpoint
+from detector.core import checkpoint
 from detector.data.synth import CLASSES
 from detector.evaluate import main as evaluate_main
 from detector.models.factory import (

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from detector import checkpoint
+from detector.core import checkpoint
 from detector.data.sampler import GroupedBatchSampler
 from detector.data.synth import generate
 from detector.distributed import DistributedGroupedBatchSampler, effective_lr

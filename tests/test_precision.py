@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detector import devices, precision
-from detector.devices import CPUInfo
+from detector.core import devices, precision
+from detector.core.devices import CPUInfo
 
 
 def fake_cpu(monkeypatch, *, amx: bool, avx512_bf16: bool = True) -> None:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from detector import checkpoint
+from detector.core import checkpoint
 from detector.evaluate import main as evaluate_main
 from detector.models.factory import build_detector
 from detector.models.faster_rcnn import tiny_config

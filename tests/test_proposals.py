@@ -156,10 +156,10 @@ def test_cache_computes_once_then_reuses(voc, capsys):
     assert "computed 6, reused 0" in line and "MB" in line
 
     # What the cache holds is what selective search gives on the decoded image.
-    from detector.data.voc import _load_rgb
+    from detector.core.images import load_rgb
 
     boxes = cache.get(ds.image_ids[2], ds.image_path(2))
-    assert np.array_equal(boxes, selective_search(_load_rgb(ds.image_path(2)), SMALL))
+    assert np.array_equal(boxes, selective_search(load_rgb(ds.image_path(2), exif_transpose=False), SMALL))
     check_boxes(boxes, *ds.image_size(2), SMALL)
 
     before = npy_mtimes(cache)
@@ -326,9 +326,9 @@ def test_cli_fills_the_cache_with_workers(voc, tmp_path, capsys):
     ds = VOCDetection(voc, ("train", "val"))
     assert cache.is_complete(ds)
     # Worker processes give the same boxes as this one (the ranking is seeded).
-    from detector.data.voc import _load_rgb
+    from detector.core.images import load_rgb
 
-    assert np.array_equal(cache.get(ds.image_ids[5]), selective_search(_load_rgb(ds.image_path(5)), SMALL))
+    assert np.array_equal(cache.get(ds.image_ids[5]), selective_search(load_rgb(ds.image_path(5), exif_transpose=False), SMALL))
 
 
 def test_cli_single_image_and_help(voc, tmp_path, capsys):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from detector import checkpoint
+from detector.core import checkpoint
 from detector.data.voc import VOCDetection
 from detector.models.factory import build_detector
 from detector.models.faster_rcnn import tiny_config

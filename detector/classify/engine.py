@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from detector import checkpoint
+from detector.core.rng import rng_state, set_rng_state
 from detector.data.augment import ClassificationTransform
 from detector.engine import NonFiniteLossError, autocast, backward_step
 from detector.tta import TTA_MODES, classify_tta
@@ -269,7 +269,7 @@ def lr_range_test(
         raise ValueError(f"the sweep needs 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     if steps < 2:
         raise ValueError(f"the sweep needs at least 2 steps, got {steps}")
-    rng = checkpoint.rng_state()
+    rng = rng_state()
     trial = copy.deepcopy(model)
     optimizer = make_optimizer(trial)
     top = max(g["lr"] for g in optimizer.param_groups)
@@ -307,7 +307,7 @@ def lr_range_test(
     finally:
         bar.close()
         del trial, optimizer
-        checkpoint.set_rng_state(rng)
+        set_rng_state(rng)
     if len(lrs) < 2:
         raise RuntimeError(
             "the learning-rate range test diverged at once; check the data and the model (the loss was not finite at the first steps)"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from detector.checkpoint import CheckpointError
 from detector.classify.engine import evaluate_classifier, tta_sizes, tta_source_transform
 from detector.classify.models import ANY_SIZE_CLASSIFIERS, load_classifier
+from detector.core.checkpoint import CheckpointError
 from detector.data.augment import classification_transform
 from detector.data.folder import ImageFolderDataset
 from detector.tta import TTA_MODES

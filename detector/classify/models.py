@@ -28,8 +28,9 @@ import torch
 from torch import Tensor, nn
 from torchvision import models
 
-from detector import checkpoint
 from detector.classify.init import activation_pieces, default_init_for, init_weights, make_activation
+from detector.core import checkpoint
+from detector.core.imagenet import imagenet_categories
 from detector.weights import load_checked, load_pretrained_state_dict
 
 CLASSIFIERS = (
@@ -255,11 +256,6 @@ def to_dense(model: nn.Module) -> DenseClassifier:
     dense.class_names = getattr(model, "class_names", None)
     dense.train(model.training)
     return dense
-
-
-def imagenet_categories() -> list[str]:
-    """The 1000 ImageNet class names in torchvision's label order ('tench', 'goldfish', ...); no download needed."""
-    return list(models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def _head_prefix(name: str) -> str:

@@ -25,7 +25,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from detector import checkpoint
 from detector.classify.engine import evaluate_classifier, lr_range_test, train_steps, tta_sizes, tta_source_transform
 from detector.classify.init import ACTIVATIONS, INIT_SCHEMES
 from detector.classify.models import (
@@ -37,6 +36,8 @@ from detector.classify.models import (
     unfreeze_last,
 )
 from detector.classify.plots import plot_confusion_matrix, plot_lr_finder
+from detector.core import checkpoint
+from detector.core.rng import seed_everything, set_rng_state
 from detector.data.augment import PRESETS, classification_transform
 from detector.data.folder import ImageFolderDataset
 from detector.data.sampler import GroupedBatchSampler
@@ -44,7 +45,7 @@ from detector.data.transforms import AugmentedDataset
 from detector.engine import NonFiniteLossError, non_finite_exit, stoppable
 from detector.optim import OPTIMIZERS, SCHEDULES, LRSchedule, OptimConfig, build_optimizer
 from detector.plots import plot_training_curves
-from detector.train import _StopFlag, resolve_device, seed_everything
+from detector.train import _StopFlag, resolve_device
 from detector.tta import TTA_MODES
 from detector.weights import WeightsError
 
@@ -408,7 +409,7 @@ def train_classifier(args: argparse.Namespace) -> dict:
             scaler.load_state_dict(ckpt["scaler"])
         epoch, step_in_epoch, iteration = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["iteration"]
         best_top1, best_epoch = ckpt.get("best_top1", -1.0), ckpt.get("best_epoch")
-        checkpoint.set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
         print(f"resumed from {resume_path}: epoch {epoch + 1}, iteration {iteration}")
         del ckpt
 

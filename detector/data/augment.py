@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_MEAN_FILL, IMAGENET_STD
 from detector.data.transforms import DetectionTransform
-from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "PRESETS",
@@ -76,7 +76,7 @@ IMAGENET_EIGVEC = np.array(
 
 # Affine borders are filled with the ImageNet mean colour, which normalisation (here or in the detector) maps to 0:
 # the same value the detector pads batches with.
-_MEAN_FILL = tuple(float(round(m * 255)) for m in IMAGENET_MEAN)
+_MEAN_FILL = IMAGENET_MEAN_FILL
 
 
 class ImageNetPCALighting(A.ImageOnlyTransform):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detector.data.voc import _load_rgb
+from detector.core.images import load_rgb
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset"]
 
@@ -131,7 +131,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         path, label = self.samples[i]
-        image = _load_rgb(path)
+        # EXIF applied: no boxes to keep aligned, and these are the pixels /classify sees for the same photo.
+        image = load_rgb(path, exif_transpose=True)
         if self.transform is not None:
             image = self.transform(image)
         return image, label

@@ -625,9 +625,9 @@ def write_classification_crops(
 
     Returns ``{"size", "context", "classes", "splits": {split: {"crops", "difficult_skipped", "per_class"}}}``.
     """
+    from detector.core.images import load_rgb
     from detector.data.voc import (
         _find_image,
-        _load_rgb,
         parse_voc_xml,
         read_labels_file,
     )  # torch-backed: imported on use
@@ -657,7 +657,7 @@ def write_classification_crops(
                     stats["difficult_skipped"] += 1
                     continue
                 if image is None:
-                    image = _load_rgb(_find_image(root, image_id, ann.filename))
+                    image = load_rgb(_find_image(root, image_id, ann.filename), exif_transpose=False)
                 height, width = image.shape[:2]
                 x0, y0, x1, y1 = obj.box
                 dx, dy = context * (x1 - x0), context * (y1 - y0)

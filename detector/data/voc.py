@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+
+from detector.core.images import load_rgb, read_size
 
 __all__ = [
     "VOC_CLASSES",
@@ -428,52 +429,6 @@ def _find_image(subset: Path, image_id: str, filename: str) -> Path:
 # Images
 
 
-def _read_image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header; PIL does not decode pixels until asked to."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except FileNotFoundError:
-        raise
-    except (OSError, SyntaxError, ValueError) as e:
-        raise OSError(f"{path}: cannot read the image ({e}); re-download or re-save the file") from e
-    return height, width
-
-
-def _load_rgb(path: Path) -> np.ndarray:
-    """Decode an image as stored on disk into uint8 RGB [H, W, 3].
-
-    No EXIF orientation is applied: annotation boxes refer to the pixels as stored.
-    """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            array = _to_rgb(image)
-    except FileNotFoundError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise OSError(f"{path}: cannot decode the image ({e}); re-download or re-save the file") from e
-    return array
-
-
-def _to_rgb(image: Image.Image) -> np.ndarray:
-    mode = image.mode
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        # 16-bit and float grayscale: convert("RGB") would saturate everything above 255.
-        values = np.asarray(image, dtype=np.float64)
-        if mode.startswith("I;16") or values.max(initial=0) > 255:
-            values = values * (255.0 / 65535.0)
-        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode == "P" and "transparency" in image.info:
-        # Going through RGBA avoids PIL's palette-transparency warning; alpha is then dropped.
-        image = image.convert("RGBA")
-    if image.mode != "RGB":
-        # Alpha is dropped, not composited: the colour channels are kept as stored.
-        image = image.convert("RGB")
-    return np.array(image, dtype=np.uint8)  # a writable copy, safe to hand to transforms
-
-
 # --------------------------------------------------------------------------------------------
 # Dataset
 
@@ -620,7 +575,7 @@ class VOCDetection(torch.utils.data.Dataset):
             if annotation.width <= 0 or annotation.height <= 0:
                 subset, image_id = self._items[i]
                 self._image_paths[i] = _find_image(subset, image_id, annotation.filename)
-                height, width = _read_image_size(self._image_paths[i])
+                height, width = read_size(self._image_paths[i])
                 annotation = replace(annotation, width=width, height=height)
             self._annotations[i] = annotation
         return annotation
@@ -649,7 +604,7 @@ class VOCDetection(torch.utils.data.Dataset):
         i = self._index(i)
         annotation = self.annotation(i)
         path = self.image_path(i)
-        image = _load_rgb(path)
+        image = load_rgb(path, exif_transpose=False)  # boxes refer to the pixels as stored
         height, width = image.shape[:2]
         notes = []
         if (height, width) != (annotation.height, annotation.width):

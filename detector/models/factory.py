@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from detector import checkpoint
+from detector.core import checkpoint
 from detector.models.fast_rcnn import FastRCNN, FastRCNNConfig, tiny_fast_rcnn_config
 from detector.models.faster_rcnn import FasterRCNN, FasterRCNNConfig, tiny_config
 from detector.models.rcnn import RCNN, RCNNConfig, tiny_rcnn_config

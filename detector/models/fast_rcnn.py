@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
+from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.backbones import build_backbone
 from detector.models.config import DictConfig
-from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 
 if TYPE_CHECKING:

@@ -13,13 +13,11 @@ from pathlib import Path
 from torch import Tensor, nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
+from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.backbones import build_backbone
 from detector.models.config import DictConfig
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 from detector.models.rpn import RegionProposalNetwork, RPNConfig
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from detector.precision import DTYPES, PRECISIONS
+from detector.core.precision import DTYPES, PRECISIONS
 
 LOW_PRECISION = ("bf16", "fp16")
 

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import box_iou, roi_align
 
+from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.backbones import build_backbone
 from detector.models.config import DictConfig
 from detector.models.fast_rcnn import propose, top_proposals
-from detector.models.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from detector.devices import cpu_info
+from detector.core.devices import cpu_info
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 CHOICES = ("auto", *PRECISIONS)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 import platform
-import random
 import tempfile
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torchvision
 from torch import nn
+
+import detector
+from detector.core.rng import rng_state
 
 FORMAT = "detector-checkpoint"
 FORMAT_VERSION = 1
@@ -30,8 +31,6 @@ class CheckpointError(RuntimeError):
 
 
 def versions() -> dict[str, str]:
-    import detector
-
     # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses.
     return {
         "detector": detector.__version__,
@@ -39,25 +38,6 @@ def versions() -> dict[str, str]:
         "torchvision": str(torchvision.__version__),
         "python": platform.python_version(),
     }
-
-
-def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state["numpy"] = [kind, torch.from_numpy(keys.copy()), pos, has_gauss, gauss]
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy(), pos, has_gauss, gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> Path:
