@@ -27,8 +27,10 @@ def describe(settings: Settings) -> str:
         [
             f"models: {models}",
             f"device: {s.device}, precision: {s.precision}{_chosen_precision(s)}, warmup: {s.warmup}",
-            f"batching: max_batch_size={s.max_batch_size}, max_wait_ms={s.max_wait_ms:g}, queue_size={s.queue_size}, request_timeout_s={s.request_timeout_s:g}",
-            f"api key: {'set' if s.api_key is not None else 'not set'}, cors: {', '.join(s.cors_origins) or 'off'}, max_upload_bytes={s.max_upload_bytes}",
+            f"batching: max_batch_size={s.max_batch_size}, max_wait_ms={s.max_wait_ms:g}, queue_size={s.queue_size}, "
+            f"request_timeout_s={s.request_timeout_s:g}",
+            f"api key: {'set' if s.api_key is not None else 'not set'}, cors: {', '.join(s.cors_origins) or 'off'}, "
+            f"max_upload_bytes={s.max_upload_bytes}",
         ]
     )
 
@@ -46,7 +48,8 @@ def _chosen_precision(s: Settings) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m api",
-        description="Serve api.main:app with uvicorn. Settings: DETECTOR_API_* environment variables or DETECTOR_API_CONFIG=file.json|toml.",
+        description="Serve api.main:app with uvicorn. Settings: DETECTOR_API_* environment variables or "
+        "DETECTOR_API_CONFIG=file.json|toml.",
     )
     p.add_argument(
         "--host",
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f"{name}={path}" for name, path in settings.models.items() if not path.is_file()]
     if missing:
         print(
-            f"python -m api: checkpoint(s) not found: {', '.join(missing)}. Train the defaults with 'make default-detector' / "
+            f"python -m api: checkpoint(s) not found: {', '.join(missing)}. Train the defaults with 'make "
+            "default-detector' / "
             "'make default-classifier', or name your own in DETECTOR_API_MODELS='{\"name\": \"path.pt\"}'",
             file=sys.stderr,
         )
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     graceful = settings.request_timeout_s if args.graceful_timeout is None else args.graceful_timeout
     print(describe(settings), flush=True)
     print(
-        f"serving on http://{args.host}:{args.port} with {args.workers} worker(s); SIGTERM waits up to {graceful:g} s for requests in flight",
+        f"serving on http://{args.host}:{args.port} with {args.workers} worker(s); SIGTERM waits up to {graceful:g} s "
+        "for requests in flight",
         flush=True,
     )
     # The import string (not an app object): each worker process builds its own app from the same settings.

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto",
-        description="autocast dtype for inference: 'auto' is bf16 on a GPU with bf16 (fp16 on older GPUs) and on a CPU with AMX, "
+        description="autocast dtype for inference: 'auto' is bf16 on a GPU with bf16 (fp16 on older GPUs) and on a "
+        "CPU with AMX, "
         "fp32 on other CPUs (GET /models says which and why); fp16 needs CUDA",
     )
     warmup: bool = Field(True, description="run each model once on a blank image before reporting ready")

@@ -12,29 +12,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from api.batching import BatchWorker
 from api.config import Settings
 from api.errors import APIError
 from api.metrics import ServiceMetrics
-from detector.classify.engine import tta_sizes, tta_source_transform
-from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, classifier_from_checkpoint
 from detector.core import checkpoint
 from detector.core import precision as precisions
 from detector.core.devices import device_from_name
-from detector.core.precision import Precision, precision_autocast
-from detector.data.augment import classification_transform
-from detector.models.factory import DETECTOR_KINDS, detector_from_checkpoint
-from detector.models.inference import prepare_for_inference
-from detector.tta import classify_tta, detect_flip_tta
+from detector.core.precision import Precision
+from detector.inference.predictor import ClassificationPredictor, DetectionPredictor, load_predictor
 
 log = logging.getLogger("api")
 
@@ -53,7 +47,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
-    """DETECTOR_API_PRECISION on ``device``: ``auto`` follows the hardware (detector.precision), with the reason."""
+    """DETECTOR_API_PRECISION on ``device``: ``auto`` follows the hardware (``detector.core.precision``), and the
+    result says why."""
     try:
         return precisions.resolve_precision(name, device)
     except ValueError as exc:
@@ -62,105 +57,57 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
 
 @dataclass
 class ServedModel:
+    """A model the service answers with: its name, its predictor (detector.inference.predictor: image -> model input
+    -> answer) and, once the app runs, its batching worker."""
+
     name: str
-    task: Task
-    kind: str
-    model: nn.Module
-    class_names: tuple[str, ...]
-    device: torch.device
-    precision: str
+    predictor: DetectionPredictor | ClassificationPredictor
     checkpoint: Path
-    meta: dict[str, Any]  # the checkpoint without its weights
-    precision_reason: str = "asked for"  # why this precision: "asked for", or what ``auto`` saw in the hardware
     worker: BatchWorker | None = None
-    transforms: dict[str, Any] = field(default_factory=dict)  # classification: tta mode -> evaluation transform
-
-    # --- what the API shows
-
-    def info(self) -> dict[str, Any]:
-        config = self.meta.get("model_config") or {}
-        backbone = config.get("backbone") or config.get("name")
-        return {
-            "name": self.name,
-            "task": self.task,
-            "kind": self.kind,
-            "classes": list(self.class_names),
-            "backbone": backbone,
-            "device": str(self.device),
-            "precision": self.precision,
-            "precision_reason": self.precision_reason,
-            "checkpoint": str(self.checkpoint),
-            "display_score_threshold": self.display_threshold if self.task == "detect" else None,
-            "metrics": _jsonable(self.meta.get("metrics") or {}),
-        }
 
     @property
-    def display_threshold(self) -> float:
-        return float(getattr(getattr(self.model, "config", None), "display_score_threshold", 0.5))
+    def task(self) -> Task:
+        return self.predictor.task
 
-    # --- inference (runs in the worker's thread)
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.predictor.class_names
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /models`` shows."""
+        p = self.predictor
+        return {
+            **p.info(),
+            "name": self.name,
+            "checkpoint": str(self.checkpoint),
+            "display_score_threshold": p.display_threshold if self.task == "detect" else None,
+            "metrics": _jsonable(p.meta.get("metrics") or {}),
+        }
 
     def prepare(self, image: Image.Image, tta: str = "none") -> torch.Tensor:
         """CPU work done off the event loop before queueing: the model's input tensor for one image."""
-        array = np.array(image, dtype=np.uint8)  # a writable copy: torch.from_numpy shares it
-        if self.task == "detect":
-            return torch.from_numpy(array).permute(2, 0, 1).float().div_(255)  # [3, H, W]; the model resizes
-        return self.transforms[tta](array)  # [3, S, S] (or [3, R, R], the TTA views' source)
+        return self.predictor.to_input(image, tta)
 
-    @torch.inference_mode()
     def run_batch(self, items: list[torch.Tensor], key: Hashable) -> list[Any]:
-        with precision_autocast(self.device, self.precision):
-            if self.task == "detect":
-                images = [x.to(self.device, non_blocking=True) for x in items]
-                outputs = detect_flip_tta(self.model, images) if key == "flip" else self.model(images)
-                return [
-                    {k: (v.float() if v.is_floating_point() else v).cpu() for k, v in out.items()} for out in outputs
-                ]
-            if key == "none":
-                batch = torch.stack(items).to(self.device, non_blocking=True)
-                return list(self.model(batch).float().softmax(dim=1).cpu())
-            size = self.input_size
-            sizes = tta_sizes(size)
-            return [
-                classify_tta(
-                    self.model, x.to(self.device), str(key), resize=sizes["resize"], crop=size, scales=sizes["scales"]
-                )
-                .float()
-                .cpu()
-                for x in items
-            ]
-
-    @property
-    def fixed_input_size(self) -> bool:
-        """softmax, mlp and lenet5 flatten an input of their training size; the others pool to any size."""
-        return self.task == "classify" and (self.meta.get("model_config") or {}).get("name") not in ANY_SIZE_CLASSIFIERS
-
-    @property
-    def input_size(self) -> int:
-        return int((self.meta.get("model_config") or {}).get("input_size", [3, 224, 224])[-1])
-
-    def warm_up(self) -> None:
-        blank = Image.new("RGB", (320, 240), (127, 127, 127))
-        self.run_batch([self.prepare(blank)], "none")
+        """The worker's call (in its thread): one batch of inputs with the same TTA ``key``."""
+        return self.predictor.predict_batch(items, key)
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, torch.Tensor):
         return value.tolist()
-    if isinstance(value, (np.generic,)):
+    if isinstance(value, np.generic):
         return value.item()
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
 
 
-def load_served_model(
-    name: str, path: Path, device: torch.device, precision: str, precision_reason: str = "asked for"
-) -> ServedModel:
+def load_served_model(name: str, path: Path, device: torch.device, precision: Precision) -> ServedModel:
     """Rebuild a detector or classifier from its checkpoint alone; errors name the file and the fix."""
     if not path.is_file():
         hint = {
@@ -171,37 +118,10 @@ def load_served_model(
             f"model {name!r}: checkpoint {path} does not exist{hint}; set DETECTOR_API_MODELS to serve other files"
         )
     try:
-        ckpt = checkpoint.load(path)  # read once; its "kind" says which rebuild applies
-        kind = ckpt.get("kind")
-        if kind in DETECTOR_KINDS:
-            model, meta = detector_from_checkpoint(ckpt, device, source=path)
-            prepare_for_inference(model, precision)  # channels-last; bf16/fp16 weights: run_batch autocasts to match
-            task: Task = "detect"
-        elif kind == CLASSIFIER_KIND:
-            model, meta = classifier_from_checkpoint(ckpt, device, source=path)
-            task = "classify"
-        else:
-            raise ModelLoadError(f"model {name!r}: {path} holds a {kind!r} model, which the service cannot serve")
+        predictor = load_predictor(path, device=device, precision=precision)
     except checkpoint.CheckpointError as exc:
         raise ModelLoadError(f"model {name!r}: {exc}") from None
-    served = ServedModel(
-        name,
-        task,
-        kind,
-        model,
-        tuple(model.class_names),
-        device,
-        precision,
-        path,
-        meta,
-        precision_reason=precision_reason,
-    )
-    if task == "classify":
-        preset = (meta.get("train_config") or {}).get("augment", "none")
-        served.transforms = {"none": classification_transform(preset, train=False, size=served.input_size)}
-        source = tta_source_transform(preset, input_size=served.input_size)
-        served.transforms.update({"10crop": source, "multiscale": source})
-    return served
+    return ServedModel(name, predictor, path)
 
 
 class ModelRegistry:
@@ -222,15 +142,15 @@ class ModelRegistry:
         chosen = resolve_precision(self.settings.precision, device)
         log.info("precision: %s", chosen)
         for name, path in self.settings.models.items():
-            served = load_served_model(name, Path(path), device, chosen.name, chosen.reason)
+            served = load_served_model(name, Path(path), device, chosen)
             if self.settings.warmup:
-                served.warm_up()
+                served.predictor.warm_up()
             self.models[name] = served
             log.info(
                 "loaded %s (%s %s, %d classes) from %s on %s/%s",
                 name,
                 served.task,
-                served.kind,
+                served.predictor.meta.get("kind"),
                 len(served.class_names),
                 path,
                 device,
@@ -240,7 +160,8 @@ class ModelRegistry:
             name = self.defaults[task]
             if name is not None and self.models[name].task != task:
                 raise ModelLoadError(
-                    f"default {'detector' if task == 'detect' else 'classifier'} {name!r} is a {self.models[name].task} model"
+                    f"default {'detector' if task == 'detect' else 'classifier'} {name!r} is a "
+                    f"{self.models[name].task} model"
                 )
             if name is None:
                 self.defaults[task] = next((n for n, m in self.models.items() if m.task == task), None)
@@ -288,6 +209,7 @@ class ModelRegistry:
             raise APIError(
                 404,
                 "unknown_model",
-                f"no {'detection' if task == 'detect' else 'classification'} model named {wanted!r}; available: {', '.join(available) or 'none'}",
+                f"no {'detection' if task == 'detect' else 'classification'} model named {wanted!r}; available: "
+                f"{', '.join(available) or 'none'}",
             )
         return served

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from api.loadtest import free_port, serve_until_done
+from detector.tools.loadtest import free_port, serve_until_done
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -495,7 +495,7 @@ def test_auto_precision_follows_the_cpu_and_says_why(served_models, monkeypatch,
     assert info["precision_reason"] == ("auto: Test CPU has AMX, bf16 matrix units" if amx else
                                         "auto: Test CPU has AVX-512 BF16 but no AMX; bf16 would not be measurably faster")  # fmt: skip
     assert (
-        app.state.registry.models["d"].model.backbone.body[0].weight.dtype == precision.DTYPES[expected]
+        app.state.registry.models["d"].predictor.model.backbone.body[0].weight.dtype == precision.DTYPES[expected]
     )  # prepared for it
 
 

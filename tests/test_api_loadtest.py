@@ -1,4 +1,5 @@
-"""python -m api.loadtest: real requests against a real server (uvicorn on loopback), with sane figures in its report.
+"""python -m api.loadtest (detector.tools.loadtest): real requests against a real server (uvicorn on loopback), with
+sane figures in its report.
 
 A few seconds of load per run keep this under a minute on 2 cores; the figures themselves come from running the
 benchmark by hand (docs/serving.md)."""
@@ -12,7 +13,7 @@ import os
 import pytest
 from PIL import Image
 
-from api import loadtest
+from detector.tools import loadtest
 from tests.conftest import DEFAULT_DETECTOR
 from tests.server import ROOT, running_server
 
@@ -58,7 +59,8 @@ def check_report(run: dict) -> None:
 
 def test_compare_batching_against_the_started_server(tmp_path):
     out = tmp_path / "load.json"
-    argv = ["--endpoint", "detect", "--models", f"default-detector={DETECTOR}", "--concurrency", "4", "--duration", "2.5", "--warmup", "1",
+    argv = ["--endpoint", "detect", "--models", f"default-detector={DETECTOR}",
+            "--concurrency", "4", "--duration", "2.5", "--warmup", "1",
             "--compare-batching", "--max-batch-size", "8", "--max-wait-ms", "50", "--json", str(out)]  # fmt: skip
     assert loadtest.main(argv) == 0
     report = json.loads(out.read_text())

@@ -15,8 +15,8 @@ from detector.data.augment import (
     classification_transform,
     detection_pipeline,
     detection_preset,
+    detection_transform,
 )
-from detector.data.transforms import detection_transform
 
 H, W = 200, 300
 # Two rectangles in different colour channels, so each box can be checked against its own pixels.

@@ -1,12 +1,14 @@
-"""Smoke tests for detector.bench: the CLI runs end to end and its JSON is consistent; the compared models
-start from identical weights. Figures are not checked: timings belong in the printed benchmark."""
+"""Smoke tests for the benchmark (detector.tools.bench, run as python -m detector.bench): the CLI runs end to end
+and its JSON is consistent; the compared models start from identical weights. Figures are not checked: timings
+belong in the printed benchmark."""
 
 import json
 
 import pytest
 import torch
 
-from detector import bench
+from detector.tools.bench.cli import main
+from detector.tools.bench.models import build_model
 
 # One 96x128 image, resized to 96 rather than tiny's 320, keeps both runs to a few seconds.
 TINY = ["--backbone", "tiny", "--images", "1", "--size", "96", "128", "--min-size", "96", "--warmup", "0"]
@@ -16,7 +18,7 @@ TINY += ["--device", "cpu", "--threads", "2", "--no-memory"]
 @pytest.mark.parametrize("mode, unit", [("inference", "s_per_img"), ("train", "s_per_step")])
 def test_cli_writes_consistent_json(tmp_path, capsys, mode, unit):
     out = tmp_path / "bench.json"
-    assert bench.main([mode, *TINY, "--json", str(out)]) == 0
+    assert main([mode, *TINY, "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     ours, tv = report[f"ours_{unit}"], report[f"torchvision_{unit}"]
     assert isinstance(ours, float) and ours > 0
@@ -39,9 +41,9 @@ def test_cli_writes_consistent_json(tmp_path, capsys, mode, unit):
 
 
 def test_models_start_from_identical_weights():
-    ours = bench.build_model("ours", "tiny", seed=3)
-    pool = bench.build_model("ours_roi_pool", "tiny", seed=3)
-    tv = bench.build_model("torchvision", "tiny", seed=3)
+    ours = build_model("ours", "tiny", seed=3)
+    pool = build_model("ours_roi_pool", "tiny", seed=3)
+    tv = build_model("torchvision", "tiny", seed=3)
     pairs = [
         (ours.backbone.body, tv.backbone),
         (ours.roi_heads.head, tv.roi_heads.box_head),
@@ -53,13 +55,13 @@ def test_models_start_from_identical_weights():
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys()
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    other = bench.build_model("torchvision", "tiny", seed=4)
+    other = build_model("torchvision", "tiny", seed=4)
     assert not torch.equal(other.rpn.head.head.conv.weight, tv.rpn.head.head.conv.weight)  # the seed matters
 
 
 def test_fp16_on_cpu_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
-        bench.main(["inference", "--backbone", "tiny", "--device", "cpu", "--precision", "fp16"])
+        main(["inference", "--backbone", "tiny", "--device", "cpu", "--precision", "fp16"])
     assert "fp16 needs CUDA" in capsys.readouterr().err
 
 
@@ -82,7 +84,7 @@ def test_several_batches_and_precisions_with_the_answer_check(tmp_path, capsys):
         "--json",
         str(out),
     ]
-    assert bench.main(argv) == 0
+    assert main(argv) == 0
     report = json.loads(out.read_text())
     assert [(r["precision"], r["batch"]) for r in report["reports"]] == [
         ("fp32", 1),

@@ -1,4 +1,4 @@
-"""Classifier evaluation (detector.classify.evaluate, ``python -m detector.evaluate --task classify``) with a hand-made
+"""Classifier evaluation (detector.inference.evaluate, ``python -m detector.evaluate --task classify``) with a hand-made
 classifier whose every answer is known: softmax regression that names the brightest colour channel."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from detector.classify.evaluate import evaluate_checkpoint
 from detector.classify.models import CLASSIFIER_KIND, build_classifier
 from detector.core import checkpoint
 from detector.evaluate import main as evaluate_main
+from detector.inference.evaluate import evaluate_classifier_checkpoint as evaluate_checkpoint
 
 CLASSES = ["red", "green", "blue"]  # label i is colour channel i
 COLOURS = {"red": (220, 20, 20), "green": (20, 220, 20), "blue": (20, 20, 220)}

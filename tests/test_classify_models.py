@@ -20,8 +20,8 @@ from detector.classify.models import (
     to_dense,
     unfreeze_last,
 )
-from detector.optim import OptimConfig, build_optimizer
-from detector.weights import WeightsError
+from detector.models.pretrained import WeightsError
+from detector.training.optim import OptimConfig, build_optimizer
 
 SMALL = (3, 32, 32)
 

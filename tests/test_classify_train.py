@@ -12,12 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from detector.classify.engine import _suggest, evaluate_classifier
 from detector.classify.models import backbone_stages, build_classifier, head_module, load_classifier
 from detector.core import checkpoint
 from detector.data.synth import CLASSES
-from detector.optim import OPTIMIZERS
+from detector.inference.evaluate import evaluate_classifier
+from detector.inference.predictor import ClassificationPredictor
 from detector.train import main as train_main
+from detector.training.lr_finder import _suggest
+from detector.training.optim import OPTIMIZERS
 from tests.support import learning
 
 CPU = torch.device("cpu")
@@ -244,7 +246,8 @@ class _ShapeSpy(nn.Module):
 def test_tta_view_sizes_follow_the_input_size():
     dataset = [(torch.rand(3, 73, 73), 1), (torch.rand(3, 73, 73), 2)]
     spy = _ShapeSpy()
-    result = evaluate_classifier(spy, dataset, device=CPU, tta="10crop", input_size=64)
+    predictor = ClassificationPredictor(spy, preset="basic", input_size=64, name="convnet", device=CPU)
+    result = evaluate_classifier(predictor, dataset, tta="10crop")
     assert spy.shapes == [(10, 3, 64, 64)] * 2
     assert (
         result["top1"] == 0.5
@@ -253,10 +256,10 @@ def test_tta_view_sizes_follow_the_input_size():
         and result["confusion"] == [[0, 0, 0], [0, 1, 0], [0, 1, 0]]
     )
     spy.shapes.clear()
-    evaluate_classifier(spy, dataset[:1], device=CPU, tta="multiscale", input_size=64)
+    evaluate_classifier(predictor, dataset[:1], tta="multiscale")
     assert spy.shapes == [(1, 3, 64, 64), (1, 3, 73, 73), (1, 3, 82, 82), (1, 3, 91, 91)]
     spy.shapes.clear()
-    evaluate_classifier(spy, dataset, device=CPU, tta="none", batch_size=4)
+    evaluate_classifier(predictor, dataset, tta="none", batch_size=4)
     assert spy.shapes == [(2, 3, 73, 73)]
 
 

@@ -18,8 +18,6 @@ from detector.models.factory import (
     build_detector,
     default_config,
     load_detector,
-    proposals_per_image,
-    set_max_proposals,
 )
 from detector.predict import main as predict_main
 
@@ -53,10 +51,11 @@ def test_every_kind_is_known_to_the_factory():
 def test_checkpoints_rebuild_and_proposal_counts_can_be_lowered(kind_checkpoints, kind):
     model, ckpt = load_detector(kind_checkpoints[kind])
     assert model.kind == ckpt["kind"] == kind and not model.training
-    set_max_proposals(model, 7)
-    assert proposals_per_image(model) == 7
+    model.set_max_proposals(7)
+    assert model.max_proposals == 7
+    assert model.proposal_source == ("rpn" if kind == "faster_rcnn" else "selective_search")
     with pytest.raises(ValueError):
-        set_max_proposals(model, 0)
+        model.set_max_proposals(0)
 
 
 def test_the_three_eval_outputs_share_one_schema(kind_checkpoints, tiny_voc, tmp_path, capsys):

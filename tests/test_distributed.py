@@ -16,8 +16,8 @@ import torch.distributed as dist
 from detector.core import checkpoint
 from detector.data.sampler import GroupedBatchSampler
 from detector.data.synth import generate
-from detector.distributed import DistributedGroupedBatchSampler, effective_lr
 from detector.train import main as train_main
+from detector.training.distributed import DistributedGroupedBatchSampler, effective_lr
 
 # 23 images: 14 landscape (group 0), 9 portrait (group 1), interleaved (as in test_sampler).
 GROUPS = [0, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1]

@@ -19,8 +19,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api.config import Settings
-from api.loadtest import default_image
 from api.main import create_app
+from detector.tools.loadtest import default_image
 from tests.server import ROOT, free_port
 
 

@@ -1,4 +1,4 @@
-"""Low-precision inference: engine.precision_autocast, evaluate --precision and models.inference.prepare_for_inference
+"""Low-precision inference: core.precision.precision_autocast, evaluate --precision and inference.prepare_for_inference
 keep the trained default detector's answers (bf16 on the CPU)."""
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ import pytest
 import torch
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from detector.bench import match_detections
+from detector.core.precision import precision_autocast
 from detector.data.voc import VOCDetection
-from detector.engine import evaluate, precision_autocast, predict_dataset
 from detector.evaluate import main as evaluate_main
+from detector.inference.evaluate import evaluate_detector, predict_dataset
+from detector.inference.predictor import DetectionPredictor
+from detector.inference.prepare import fold_frozen_batch_norm, prepare_for_inference
 from detector.models.backbones import build_backbone
 from detector.models.factory import load_detector
-from detector.models.inference import fold_frozen_batch_norm, prepare_for_inference
+from detector.tools.bench.check import match_detections
 
 DEFAULT_DETECTOR = "weights/default-detector.pt"
 CPU = torch.device("cpu")
@@ -51,8 +53,9 @@ def test_bf16_evaluation_stays_close_to_fp32(default_detector, tiny_voc):
     """The same detections up to bf16 rounding: confident fp32 detections all have a bf16 twin (same label,
     IoU >= 0.5) within a few pixels, and the mAP moves by little (4 small images: a coarse bound)."""
     data = VOCDetection(tiny_voc, "test", classes=default_detector.class_names, keep_difficult=True)
-    fp32, _ = evaluate(default_detector, data, device=CPU, workers=0, progress=False)
-    bf16, _ = evaluate(default_detector, data, device=CPU, workers=0, precision="bf16", progress=False)
+    fp32, _ = evaluate_detector(DetectionPredictor(default_detector, device=CPU), data, progress=False)
+    bf16_predictor = DetectionPredictor(default_detector, device=CPU, precision="bf16")  # autocast only, not prepared
+    bf16, _ = evaluate_detector(bf16_predictor, data, progress=False)
     assert fp32.map > 0.3  # the trained detector finds the generated shapes, so the comparison means something
     assert bf16.map == pytest.approx(fp32.map, abs=0.05)
 
@@ -71,7 +74,9 @@ def test_bf16_evaluation_stays_close_to_fp32(default_detector, tiny_voc):
 
 def test_predict_dataset_in_bf16_returns_float_boxes(default_detector, tiny_voc):
     data = VOCDetection(tiny_voc, "test", classes=default_detector.class_names, keep_difficult=True)
-    detections = predict_dataset(default_detector, data, device=CPU, precision="bf16", progress=False)
+    detections = predict_dataset(
+        DetectionPredictor(default_detector, device=CPU, precision="bf16"), data, progress=False
+    )
     assert detections and all(isinstance(c, float) for d in detections for c in d.box)
 
 

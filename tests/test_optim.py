@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from detector.optim import OPTIMIZERS, LRSchedule, OptimConfig, build_optimizer
+from detector.training.optim import OPTIMIZERS, LRSchedule, OptimConfig, build_optimizer
 
 
 def _params():

@@ -1,4 +1,4 @@
-"""Selective search proposals and their on-disk cache (detector/proposals.py)."""
+"""Selective search proposals and their on-disk cache (detector/data/proposals/); their CLI (detector/proposals.py)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from detector import proposals
-from detector.data.synth import generate
-from detector.data.voc import VOCDetection
-from detector.proposals import (
+from detector.core.images import load_rgb
+from detector.data.proposals import (
     ProposalCache,
     ProposalCacheError,
     SelectiveSearchSettings,
+    compute,
     compute_proposals,
-    main,
     selective_search,
 )
+from detector.data.synth import generate
+from detector.data.voc import VOCDetection
+from detector.proposals import main
 
 # Hand-measured on skimage's chelsea (451 x 300 px): xyxy boxes in its pixels.
 CAT_HEAD = (0, 0, 390, 300)
@@ -156,8 +157,6 @@ def test_cache_computes_once_then_reuses(voc, capsys):
     assert "computed 6, reused 0" in line and "MB" in line
 
     # What the cache holds is what selective search gives on the decoded image.
-    from detector.core.images import load_rgb
-
     boxes = cache.get(ds.image_ids[2], ds.image_path(2))
     assert np.array_equal(boxes, selective_search(load_rgb(ds.image_path(2), exif_transpose=False), SMALL))
     check_boxes(boxes, *ds.image_size(2), SMALL)
@@ -241,7 +240,7 @@ def test_settings_file_that_disagrees_invalidates_the_folder(voc):
 
 def test_interrupted_run_resumes_with_the_rest(voc, monkeypatch):
     ds = VOCDetection(voc, "trainval")
-    real = proposals.selective_search
+    real = compute.selective_search  # what compute_proposals calls, in this process
     calls = []
 
     def dies_on_the_fourth(image, settings):
@@ -250,7 +249,7 @@ def test_interrupted_run_resumes_with_the_rest(voc, monkeypatch):
             raise KeyboardInterrupt
         return real(image, settings)
 
-    monkeypatch.setattr(proposals, "selective_search", dies_on_the_fourth)
+    monkeypatch.setattr(compute, "selective_search", dies_on_the_fourth)
     with pytest.raises(KeyboardInterrupt):
         compute_proposals(ds, SMALL, progress=False)
     cache = ProposalCache(voc, SMALL)
@@ -260,7 +259,7 @@ def test_interrupted_run_resumes_with_the_rest(voc, monkeypatch):
     for i in range(3):
         check_boxes(cache.get(ds.image_ids[i], ds.image_path(i)), *ds.image_size(i), SMALL)
 
-    monkeypatch.setattr(proposals, "selective_search", real)
+    monkeypatch.setattr(compute, "selective_search", real)
     again = compute_proposals(ds, SMALL, progress=False)
     assert (again.last_run.computed, again.last_run.reused) == (3, 3)
 
@@ -297,10 +296,8 @@ def test_missing_entry_error_names_the_image_and_the_command(voc, tmp_path):
         cache.get("000004")
     message = str(info.value)
     assert "'000004'" in message
-    assert (
-        f"python -m detector.proposals --data {voc} --split trainval --mode quality --cache-dir {tmp_path / 'elsewhere'}"
-        in message
-    )
+    command = f"python -m detector.proposals --data {voc} --split trainval --mode quality"
+    assert f"{command} --cache-dir {tmp_path / 'elsewhere'}" in message
     assert isinstance(info.value, LookupError) and info.value.image_id == "000004"
 
 
@@ -319,16 +316,15 @@ def test_duplicate_image_ids_across_years_are_refused(tmp_path):
 
 
 def test_cli_fills_the_cache_with_workers(voc, tmp_path, capsys):
-    assert main(["--data", str(voc), "--split", "train+val", "--scale", "0", "--max-proposals", "300",
-                 "--min-size", "2", "--workers", "2", "--no-progress", "--cache-dir", str(tmp_path / "c")]) == 0  # fmt: skip
+    assert main(["--data", str(voc), "--split", "train+val", "--scale", "0", "--max-proposals", "300", "--min-size",
+                 "2", "--workers", "2", "--no-progress", "--cache-dir", str(tmp_path / "c")]) == 0  # fmt: skip
     assert "computed 6, reused 0" in capsys.readouterr().out
     cache = ProposalCache(voc, SMALL, cache_dir=tmp_path / "c")
     ds = VOCDetection(voc, ("train", "val"))
     assert cache.is_complete(ds)
     # Worker processes give the same boxes as this one (the ranking is seeded).
-    from detector.core.images import load_rgb
-
-    assert np.array_equal(cache.get(ds.image_ids[5]), selective_search(load_rgb(ds.image_path(5), exif_transpose=False), SMALL))
+    here = selective_search(load_rgb(ds.image_path(5), exif_transpose=False), SMALL)
+    assert np.array_equal(cache.get(ds.image_ids[5]), here)
 
 
 def test_cli_single_image_and_help(voc, tmp_path, capsys):

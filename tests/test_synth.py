@@ -8,6 +8,7 @@ from PIL import Image
 
 from detector.data import synth
 from detector.data.synth import CLASSES, Shape, generate, render_image, resolve_visibility, shape_alpha, tight_box
+from detector.data.synth.cli import main as synth_main
 
 SMALL = dict(train=6, val=2, test=3, seed=0, image_size=(96, 160), max_objects=4, progress=False)
 SQUARE = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
@@ -15,6 +16,11 @@ SQUARE = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
 
 def _rect(cx, cy, rx, ry, name="rectangle"):
     return Shape(name, (cx, cy), (rx, ry), 0.0, SQUARE)
+
+
+def _block_means(a, h, w):
+    """Means of the 4 x 4 blocks of the top-left h x w pixels of an [H, W, 3] image."""
+    return a[:h, :w].reshape(h // 4, 4, w // 4, 4, 3).mean(axis=(1, 3))
 
 
 def _read_lines(path):
@@ -130,8 +136,7 @@ def test_box_is_tight_box_of_visible_mask(small):
         # loses most of the per-pixel noise).
         decoded = np.asarray(Image.open(out / "JPEGImages" / f"{image_id}.jpg").convert("RGB"), np.float32)
         h, w = (size[1] // 4) * 4, (size[0] // 4) * 4
-        blocks = lambda a: a[:h, :w].reshape(h // 4, 4, w // 4, 4, 3).mean(axis=(1, 3))
-        assert np.abs(blocks(decoded) - blocks(sample.image.astype(np.float32))).mean() < 3.0
+        assert np.abs(_block_means(decoded, h, w) - _block_means(sample.image.astype(np.float32), h, w)).mean() < 3.0
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, small):
@@ -218,12 +223,12 @@ def test_visibility_truncation_and_occlusion_by_hand():
 
 def test_cli_help_shows_defaults_and_runs(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        synth.main(["--help"])
+        synth_main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for default in ("default: 600", "default: 100", "default: 200", "default: 0", "[192, 320]", "default: 4"):
         assert default in text
-    assert synth.main(["--out", str(tmp_path / "d"), "--train", "2", "--val", "1", "--test", "1", "--no-progress"]) == 0
+    assert synth_main(["--out", str(tmp_path / "d"), "--train", "2", "--val", "1", "--test", "1", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "ring" in printed and "images" in printed
     assert _read_lines(tmp_path / "d" / "ImageSets/Main/test.txt") == ["000004"]
@@ -303,7 +308,7 @@ def test_classification_crop_adds_context_and_clips_to_the_image(tmp_path):
 
 def test_cli_writes_the_classification_variant(tmp_path, capsys):
     assert (
-        synth.main(
+        synth_main(
             [
                 "--out",
                 str(tmp_path / "voc"),

@@ -1,4 +1,4 @@
-"""Test-time augmentation (detector.tta)."""
+"""Test-time augmentation (detector.inference.tta)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from detector.tta import classify_tta, detect_flip_tta, flip_boxes, multiscale, ten_crop
+from detector.inference.tta import classify_tta, detect_flip_tta, flip_boxes, multiscale, ten_crop
 
 
 def coordinate_image(h: int, w: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from detector.data.synth import generate
 from detector.data.voc import (
     VOC_CLASSES,
     AnnotationError,
@@ -160,7 +161,10 @@ def test_part_boxes_are_ignored(tmp_path):
 
 
 def test_person_with_parts_only_is_missing_its_bndbox(tmp_path):
-    person = "<object><name>person</name><part><name>head</name><bndbox><xmin>3</xmin><ymin>3</ymin><xmax>6</xmax><ymax>6</ymax></bndbox></part></object>"
+    person = (
+        "<object><name>person</name><part><name>head</name>"
+        "<bndbox><xmin>3</xmin><ymin>3</ymin><xmax>6</xmax><ymax>6</ymax></bndbox></part></object>"
+    )
     path = write_xml(tmp_path, annotation_xml("a.jpg", (50, 40), [person]))
     with pytest.raises(AnnotationError, match="object\\[1\\]/bndbox") as info:
         parse_voc_xml(path)
@@ -192,7 +196,8 @@ MALFORMED = {
         "object[1]/bndbox/xmin",
     ),
     "empty ymax": (
-        "<annotation><object><name>dog</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax> </ymax></bndbox></object></annotation>",
+        "<annotation><object><name>dog</name>"
+        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax> </ymax></bndbox></object></annotation>",
         "object[1]/bndbox/ymax",
     ),
     "non-numeric xmin": (
@@ -600,8 +605,6 @@ def test_index_bounds(tmp_path):
 
 
 def test_first_limits_the_dataset_to_its_leading_images(tmp_path):
-    from detector.data.synth import generate
-
     generate(tmp_path, train=5, val=1, test=1, seed=0, image_size=(64, 80), max_objects=1, progress=False)
     full = VOCDetection(tmp_path, "train")
     head = full.first(2)

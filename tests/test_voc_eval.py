@@ -1,4 +1,4 @@
-"""Tests for detector.voc_eval, detector.evaluation_plots and the detector.evaluate CLI.
+"""Tests for detector.evaluation.voc, detector.evaluation.plots and the detector.evaluate CLI.
 
 Every expectation is worked out by hand from the PASCAL VOC devkit rules (VOCevaldet.m, VOCap.m).
 Boxes in ground truth and Detection records are continuous xyxy; the JSON files use the devkit's
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from detector.voc_eval import (
+from detector.evaluation.voc import (
     Detection,
     evaluate_detections,
     ground_truth_from_dataset,

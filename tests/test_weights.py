@@ -1,4 +1,4 @@
-"""Tests for detector.weights: verified downloads from a loopback HTTP server, clear errors for missing or
+"""Tests for detector.models.pretrained and the detector.weights CLI: verified downloads from a loopback HTTP server, clear errors for missing or
 unfit weights, loading torchvision-format state dicts into the backbones."""
 
 import functools
@@ -15,7 +15,7 @@ from torchvision import models
 
 from detector import weights
 from detector.models.backbones import build_backbone
-from detector.weights import WeightsError, fetch, load_checked, load_pretrained_state_dict
+from detector.models.pretrained import WeightsError, fetch, load_checked, load_pretrained_state_dict
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

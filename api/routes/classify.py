@@ -43,11 +43,12 @@ async def classify(
 ):
     start = time.perf_counter()
     served = registry.get("classify", model)
-    if tta == "multiscale" and served.fixed_input_size:
+    if tta == "multiscale" and served.predictor.fixed_input_size:
+        size = served.predictor.input_size
         raise APIError(
             422,
             "unsupported_tta",
-            f"model {served.name!r} takes only {served.input_size} px inputs; multiscale TTA needs a network that accepts any size",
+            f"model {served.name!r} takes only {size} px inputs; multiscale TTA needs a network that accepts any size",
         )
     data = await read_image_bytes(request)
     t_read = time.perf_counter()
@@ -57,15 +58,10 @@ async def classify(
     tensor = await asyncio.to_thread(served.prepare, image, tta)
     t_decode = time.perf_counter()
     result = await served.worker.submit(tensor, key=tta, timeout_s=settings.request_timeout_s)
-    probs = result.value
-    k = min(top_k, len(served.class_names))
-    top = probs.topk(k)
+    top = served.predictor.top_k(result.value, top_k)
     return ClassifyResponse(
         model=served.name,
         image=ImageSize(width=image.width, height=image.height),
-        predictions=[
-            Prediction(label=served.class_names[i], score=min(max(p, 0.0), 1.0))
-            for p, i in zip(top.values.tolist(), top.indices.tolist())
-        ],
+        predictions=[Prediction(label=name, score=min(max(p, 0.0), 1.0)) for name, p in top],
         timing_ms=Timing.of(start, t_read, t_decode, result),
     )

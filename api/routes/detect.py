@@ -15,7 +15,7 @@ from api.errors import error_responses
 from api.images import decode_image
 from api.schemas import Box, Detection, DetectResponse, ImageSize, Timing
 from api.upload import REQUEST_BODY, read_image_bytes
-from detector.visualize import draw_detections
+from detector.core.visualize import draw_detections
 
 router = APIRouter()
 
@@ -74,29 +74,30 @@ async def detect(
     tensor = await asyncio.to_thread(served.prepare, image)
     t_decode = time.perf_counter()
     result = await served.worker.submit(tensor, key=tta, timeout_s=settings.request_timeout_s)
-    out = result.value
-    threshold = served.display_threshold if score_threshold is None else score_threshold
-    keep = (out["scores"] >= threshold).nonzero().flatten()[:max_detections]  # already sorted by score
-    boxes, scores, labels = out["boxes"][keep].tolist(), out["scores"][keep].tolist(), out["labels"][keep].tolist()
-    names = [served.class_names[i - 1] for i in labels]
+    found = served.predictor.detections(result.value, score_threshold=score_threshold, max_detections=max_detections)
     timing = Timing.of(start, t_read, t_decode, result)
     if wants_png(request, format):
-        drawn = await asyncio.to_thread(_png, image, boxes, names, scores, served.class_names)
+        drawn = await asyncio.to_thread(_png, image, found, served.class_names)
         return Response(
-            drawn, media_type="image/png", headers={"X-Model": served.name, "X-Detections": str(len(boxes))}
+            drawn, media_type="image/png", headers={"X-Model": served.name, "X-Detections": str(len(found))}
         )
     return DetectResponse(
         model=served.name,
         image=ImageSize(width=image.width, height=image.height),
         detections=[
-            Detection(label=n, score=min(max(s, 0.0), 1.0), box=Box(xmin=b[0], ymin=b[1], xmax=b[2], ymax=b[3]))
-            for b, n, s in zip(boxes, names, scores)
+            Detection(
+                label=d.label,
+                score=min(max(d.score, 0.0), 1.0),
+                box=Box(xmin=d.box[0], ymin=d.box[1], xmax=d.box[2], ymax=d.box[3]),
+            )
+            for d in found
         ],
         timing_ms=timing,
     )
 
 
-def _png(image, boxes, names, scores, class_names) -> bytes:
+def _png(image, found, class_names) -> bytes:
     buf = io.BytesIO()
+    boxes, names, scores = [d.box for d in found], [d.label for d in found], [d.score for d in found]
     draw_detections(image, boxes, names, scores, class_names=class_names).save(buf, format="PNG")
     return buf.getvalue()

@@ -13,7 +13,8 @@ Every model maps images [N, C, H, W] -> logits [N, K]; the softmax lives in the 
 
 Each model has a *head* (the last, K-way layer: :func:`head_module`) and *stages* below it, bottom first
 (:func:`backbone_stages`): the ResNet stem and layer1..layer4; VGG's five conv blocks and then fc6-fc7; the
-hidden layers of the MLP and LeNet-5; the conv stages of ``convnet``. ``freeze_backbone`` and ``unfreeze_last`` work on that split.
+hidden layers of the MLP and LeNet-5; the conv stages of ``convnet``. ``freeze_backbone`` and ``unfreeze_last``
+work on that split.
 
 ``to_dense`` turns a VGG16's fully connected layers into convolutions (fc6 a 7x7 conv, fc7 and fc8 1x1 convs)
 and averages the resulting class score map, so an image larger than 224 px is scored at every 7x7 window of
@@ -31,7 +32,7 @@ from torchvision import models
 from detector.classify.init import activation_pieces, default_init_for, init_weights, make_activation
 from detector.core import checkpoint
 from detector.core.imagenet import imagenet_categories
-from detector.weights import load_checked, load_pretrained_state_dict
+from detector.models.pretrained import load_checked, load_pretrained_state_dict
 
 CLASSIFIERS = (
     "softmax",
@@ -120,7 +121,8 @@ class LeNet5(nn.Module):
         h, w = lenet5_map_size(height), lenet5_map_size(width)
         if h < 1 or w < 1:
             raise ValueError(
-                f"lenet5 needs inputs of at least 16 x 16 pixels (32 x 32 is the classic size), got input_size={tuple(input_size)}"
+                "lenet5 needs inputs of at least 16 x 16 pixels (32 x 32 is the classic size), got "
+                f"input_size={tuple(input_size)}"
             )
         k = activation_pieces(activation)
         self.stages = nn.ModuleList(
@@ -201,7 +203,8 @@ class DenseClassifier(nn.Module):
         if min(f.shape[-2:]) < self.min_feature_size:
             raise ValueError(
                 f"image of {tuple(images.shape[-2:])} px is too small for dense evaluation: its feature map is "
-                f"{tuple(f.shape[-2:])}, the first layer of the head needs {self.min_feature_size} x {self.min_feature_size} (224 px for VGG16)"
+                f"{tuple(f.shape[-2:])}, the first layer of the head needs {self.min_feature_size} x "
+                f"{self.min_feature_size} (224 px for VGG16)"
             )
         return self.classifier(f)
 
@@ -317,7 +320,8 @@ def build_classifier(
     if name in TORCHVISION_CLASSIFIERS:
         if activation != "relu":
             raise ValueError(
-                f"{name} is torchvision's network and uses ReLU; activation={activation!r} is only for softmax, mlp and lenet5"
+                f"{name} is torchvision's network and uses ReLU; activation={activation!r} is only for softmax, mlp "
+                "and lenet5"
             )
         model = _torchvision_classifier(
             name, num_classes=num_classes, dropout=dropout, pretrained=pretrained, weights_dir=weights_dir
@@ -326,41 +330,53 @@ def build_classifier(
             init_weights(head_module(model) if pretrained is not None else model, init, activation=activation)
         model.class_names = imagenet_categories() if (pretrained is not None and num_classes == 1000) else None
         return to_dense(model) if dense else model
-
     if pretrained is not None:
         raise ValueError(f"{name} has no pretrained weights; pretrained= is for {', '.join(TORCHVISION_CLASSIFIERS)}")
     if dense:
         raise ValueError(f"dense evaluation is for the VGG and ResNet networks, not {name}")
     if len(input_size) != 3:
         raise ValueError(f"input_size must be (channels, height, width), got {input_size!r}")
-    c, h, w = input_size
-    if name == "softmax":
-        model = SoftmaxRegression(in_features=c * h * w, num_classes=num_classes)
-        # Logits feed the softmax directly, with no nonlinearity in between: Xavier unless told otherwise.
-        init_weights(model, init or "xavier_normal", activation=activation)
-    elif name == "mlp":
-        model = MLP(
-            in_features=c * h * w,
-            num_classes=num_classes,
-            hidden_sizes=tuple(hidden_sizes),
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
-        init_weights(model, init or default_init_for(activation), activation=activation)
-    elif name == "convnet":
-        if min(h, w) < 2 ** len(channels):
-            raise ValueError(
-                f"convnet halves its input once per stage ({len(channels)} stages): it needs at least {2 ** len(channels)} px a side, "
-                f"got input_size={tuple(input_size)}"
-            )
-        model = ConvNet(in_channels=c, num_classes=num_classes, channels=tuple(channels), activation=activation)
-        init_weights(model, init or default_init_for(activation), activation=activation)
-    else:
-        model = LeNet5(input_size=(c, h, w), num_classes=num_classes, activation=activation)
-        init_weights(model, init or default_init_for(activation), activation=activation)
+    model = _small_classifier(
+        name, num_classes=num_classes, input_size=input_size, activation=activation, hidden_sizes=hidden_sizes,
+        dropout=dropout, batch_norm=batch_norm, channels=channels,
+    )  # fmt: skip
+    # Logits feed softmax regression's softmax directly, with no nonlinearity in between: Xavier unless told
+    # otherwise. The others take their activation's own scheme.
+    init_weights(
+        model, init or ("xavier_normal" if name == "softmax" else default_init_for(activation)), activation=activation
+    )
     model.class_names = None
     return model
+
+
+def _small_classifier(
+    name: str,
+    *,
+    num_classes: int,
+    input_size,
+    activation: str,
+    hidden_sizes,
+    dropout: float,
+    batch_norm: bool,
+    channels,
+) -> nn.Module:
+    """softmax, mlp, lenet5 or convnet, initialised by torch's defaults (``build_classifier`` re-initialises)."""
+    c, h, w = input_size
+    if name == "softmax":
+        return SoftmaxRegression(in_features=c * h * w, num_classes=num_classes)
+    if name == "mlp":
+        return MLP(
+            in_features=c * h * w, num_classes=num_classes, hidden_sizes=tuple(hidden_sizes), activation=activation,
+            dropout=dropout, batch_norm=batch_norm,
+        )  # fmt: skip
+    if name == "convnet":
+        if min(h, w) < 2 ** len(channels):
+            raise ValueError(
+                f"convnet halves its input once per stage ({len(channels)} stages): it needs at least "
+                f"{2 ** len(channels)} px a side, got input_size={tuple(input_size)}"
+            )
+        return ConvNet(in_channels=c, num_classes=num_classes, channels=tuple(channels), activation=activation)
+    return LeNet5(input_size=(c, h, w), num_classes=num_classes, activation=activation)
 
 
 def head_module(model: nn.Module) -> nn.Module:
@@ -400,6 +416,18 @@ def backbone_stages(model: nn.Module) -> list[nn.Module]:
     raise TypeError(
         f"{type(model).__name__} has no known stages; fine-tune the model from build_classifier (before to_dense)"
     )
+
+
+def set_train_mode(model: nn.Module) -> nn.Module:
+    """``model.train()``, except batch-norm layers whose parameters are all frozen: they stay in eval mode, so a
+    frozen backbone keeps its running statistics as well as its weights."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            params = list(m.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
+    return model
 
 
 def freeze_backbone(model: nn.Module) -> nn.Module:

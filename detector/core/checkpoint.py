@@ -74,7 +74,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise CheckpointError(f"could not read checkpoint {path}: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path} is not a detector checkpoint (no '{FORMAT}' format marker); for ImageNet backbone weights use --pretrained"
+            f"{path} is not a detector checkpoint (no '{FORMAT}' format marker); for ImageNet backbone weights use "
+            "--pretrained"
         )
     return ckpt
 

@@ -64,7 +64,7 @@ def open_image(path: str | os.PathLike, *, exif_transpose: bool) -> Image.Image:
     except FileNotFoundError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError) as exc:
-        raise ImageReadError(f"{path}: cannot decode the image ({exc}); re-download or re-save the file") from exc
+        raise ImageReadError(f"{path} is not a readable image ({exc}); re-download or re-save the file") from exc
 
 
 def load_rgb(path: str | os.PathLike, *, exif_transpose: bool) -> np.ndarray:
@@ -81,5 +81,5 @@ def read_size(path: str | os.PathLike) -> tuple[int, int]:
     except FileNotFoundError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"{path}: cannot read the image ({exc}); re-download or re-save the file") from exc
+        raise ImageReadError(f"{path} is not a readable image ({exc}); re-download or re-save the file") from exc
     return height, width

@@ -1,4 +1,5 @@
-"""Augmentation presets by name, for classification and for (box-aware) detection.
+"""Augmentation presets by name, for classification and for (box-aware) detection, and the choice of a detector's
+training transform (``detection_transform``: the papers' flip, or a preset).
 
 ``PRESETS`` are, in increasing strength (``d4`` aside):
 
@@ -53,6 +54,7 @@ __all__ = [
     "classification_transform",
     "detection_preset",
     "detection_pipeline",
+    "detection_transform",
 ]
 
 PRESETS: tuple[str, ...] = ("none", "basic", "alexnet", "vgg", "strong", "d4")
@@ -267,3 +269,15 @@ def detection_pipeline(preset: str, *, train: bool, seed: int | None = None) -> 
     return DetectionTransform(
         detection_preset(preset, train=train), seed=seed, min_visibility=MIN_VISIBILITY, min_area=MIN_AREA
     )
+
+
+def detection_transform(
+    train: bool, *, hflip: float = 0.5, seed: int | None = None, preset: str | None = None
+) -> DetectionTransform:
+    """The papers' augmentation: a horizontal flip in training (resizing is the model's); nothing at test.
+
+    With ``preset`` (a name in ``PRESETS``) that preset's pipeline instead, ``hflip`` unused.
+    """
+    if preset is not None:
+        return detection_pipeline(preset, train=train, seed=seed)
+    return DetectionTransform([A.HorizontalFlip(p=hflip)] if train and hflip > 0 else [], seed=seed)

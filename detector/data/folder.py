@@ -31,6 +31,24 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def _check_classes(folder: Path, class_dirs: dict[str, Path], classes: Sequence[str] | None) -> tuple[str, ...]:
+    """``classes`` (default: the class folders, sorted); raises for a folder outside them or for no classes."""
+    if classes is None:
+        classes = sorted(class_dirs)
+    else:
+        unknown = sorted(set(class_dirs) - set(classes))
+        if unknown:
+            raise ValueError(
+                f"{folder} has class folders {unknown} that are not among the classes {list(classes)}; "
+                "remove them or train on them too"
+            )
+    if not classes:
+        raise FileNotFoundError(
+            f"{folder} has no class folders; expected {folder}/<class>/*.jpg (one folder per class)"
+        )
+    return tuple(classes)
+
+
 class ImageFolderDataset(torch.utils.data.Dataset):
     """Images and integer labels from class folders.
 
@@ -62,20 +80,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     ):
         self.root = Path(root).expanduser()
         self.transform = transform
-        if not self.root.is_dir():
-            raise FileNotFoundError(
-                f"dataset folder {self.root} does not exist; give a folder holding <split>/<class>/ image folders"
-            )
-        folder = self.root
-        if split is not None:
-            folder = self.root / split
-            if not folder.is_dir():
-                if val_ratio is None:
-                    raise FileNotFoundError(
-                        f"split folder {folder} does not exist; expected {self.root}/<split>/<class>/*.jpg, "
-                        f"or class folders directly in {self.root} together with a validation ratio (--val-ratio)"
-                    )
-                folder = self.root
+        folder = self._find_folder(split, val_ratio)
         if val_ratio is not None and not 0.0 < val_ratio < 1.0:
             raise ValueError(f"val_ratio must be between 0 and 1 (exclusive), got {val_ratio}")
         if subset not in ("train", "val"):
@@ -83,22 +88,33 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.folder = folder
 
         class_dirs = {p.name: p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
-        if classes is None:
-            classes = sorted(class_dirs)
-        else:
-            unknown = sorted(set(class_dirs) - set(classes))
-            if unknown:
-                raise ValueError(
-                    f"{folder} has class folders {unknown} that are not among the classes {list(classes)}; remove them or train on them too"
-                )
-        self.classes: tuple[str, ...] = tuple(classes)
-        if not self.classes:
-            raise FileNotFoundError(
-                f"{folder} has no class folders; expected {folder}/<class>/*.jpg (one folder per class)"
-            )
+        self.classes: tuple[str, ...] = _check_classes(folder, class_dirs, classes)
+        self.samples: list[tuple[Path, int]] = self._collect_samples(class_dirs, val_ratio, seed, subset)
 
+    def _find_folder(self, split: str | None, val_ratio: float | None) -> Path:
+        """The folder of the class folders: ``ROOT/<split>``, or ``ROOT`` itself (no split, or a split by ratio)."""
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"dataset folder {self.root} does not exist; give a folder holding <split>/<class>/ image folders"
+            )
+        if split is None:
+            return self.root
+        folder = self.root / split
+        if folder.is_dir():
+            return folder
+        if val_ratio is None:
+            raise FileNotFoundError(
+                f"split folder {folder} does not exist; expected {self.root}/<split>/<class>/*.jpg, "
+                f"or class folders directly in {self.root} together with a validation ratio (--val-ratio)"
+            )
+        return self.root
+
+    def _collect_samples(
+        self, class_dirs: dict[str, Path], val_ratio: float | None, seed: int, subset: str
+    ) -> list[tuple[Path, int]]:
+        """``(path, label)`` of every image of ``self.classes``, only ``subset``'s side when split by ``val_ratio``."""
         rng = np.random.default_rng(seed)
-        self.samples: list[tuple[Path, int]] = []
+        samples: list[tuple[Path, int]] = []
         for label, name in enumerate(self.classes):
             files = _images_in(class_dirs[name]) if name in class_dirs else []
             if val_ratio is not None:
@@ -106,12 +122,14 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                 n_val = int(round(val_ratio * len(files)))
                 keep = order[:n_val] if subset == "val" else order[n_val:]
                 files = [files[i] for i in sorted(keep)]
-            self.samples.extend((path, label) for path in files)
-        if not self.samples:
+            samples.extend((path, label) for path in files)
+        if not samples:
             which = f" ({subset} subset at val_ratio={val_ratio})" if val_ratio is not None else ""
             raise FileNotFoundError(
-                f"{folder} has no images{which}; expected files ending in {', '.join(IMAGE_EXTENSIONS)} inside its class folders"
+                f"{self.folder} has no images{which}; expected files ending in {', '.join(IMAGE_EXTENSIONS)} "
+                "inside its class folders"
             )
+        return samples
 
     @property
     def targets(self) -> list[int]:

@@ -4,6 +4,9 @@ Inputs are the loader's numpy uint8 ``H x W x 3`` RGB image and its target dict 
 continuous pixels, ``labels`` [G], ``difficult`` [G], ...). Outputs are a float32 [3, H, W] tensor in [0, 1] and
 the target with boxes moved along. Geometry is albumentations' (format ``pascal_voc`` is exactly our continuous
 xyxy); resizing to the network's input size happens inside the model, as in torchvision.
+
+Which transforms a model trains with (the papers' flip, or a named preset) is ``detector.data.augment``'s choice;
+this module is the machinery they run on.
 """
 
 from __future__ import annotations
@@ -66,29 +69,15 @@ class DetectionTransform:
         return image_t, target
 
 
-def detection_transform(
-    train: bool, *, hflip: float = 0.5, seed: int | None = None, preset: str | None = None
-) -> DetectionTransform:
-    """The papers' augmentation: a horizontal flip in training (resizing is the model's); nothing at test.
-
-    With ``preset`` (a name in ``detector.data.augment.PRESETS``) that preset's pipeline instead, ``hflip`` unused.
-    """
-    if preset is not None:
-        from detector.data.augment import detection_pipeline  # imports this module
-
-        return detection_pipeline(preset, train=train, seed=seed)
-    return DetectionTransform([A.HorizontalFlip(p=hflip)] if train and hflip > 0 else [], seed=seed)
-
-
 def keep_numpy(image: np.ndarray, target: dict) -> tuple[np.ndarray, dict]:
     """The identity transform: makes a ``VOCDetection`` hand out the decoded numpy image unchanged."""
     return image, target
 
 
 class AugmentedDataset(torch.utils.data.Dataset):
-    """Wraps a loader built with ``transforms=keep_numpy`` and applies ``transform`` to its items, seeding the augmentation of sample ``i`` in epoch ``e``
-    from (seed, e, i), so augmentations do not depend on worker count or order, and a resumed run sees the same
-    flips as an uninterrupted one. Call ``set_epoch`` before each epoch."""
+    """Wraps a loader built with ``transforms=keep_numpy`` and applies ``transform`` to its items, seeding the
+    augmentation of sample ``i`` in epoch ``e`` from (seed, e, i), so augmentations do not depend on worker count or
+    order, and a resumed run sees the same flips as an uninterrupted one. Call ``set_epoch`` before each epoch."""
 
     def __init__(self, dataset, transform: DetectionTransform, seed: int = 0):
         self.dataset = dataset

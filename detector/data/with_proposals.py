@@ -1,7 +1,10 @@
 """A VOC-format dataset whose targets carry cached selective-search proposals (Fast R-CNN, R-CNN).
 
 ``target["proposals"]``: float32 [P, 4] ``xyxy`` in the pixels of the image as stored on disk, in selective
-search's ranking order, read from ``detector.proposals``' on-disk cache (never computed here).
+search's ranking order, read from the on-disk cache of ``detector.data.proposals`` (never computed here).
+
+Kept outside ``detector.data.proposals`` because it imports torch and that package does not (its spawned search
+workers stay light).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from detector.data.proposals import SelectiveSearchSettings, compute_proposals
 
 
 class WithProposals(torch.utils.data.Dataset):
@@ -41,12 +46,10 @@ def with_cached_proposals(
     dataset, config, *, cache_dir=None, workers: int = 0, progress: bool = True, quiet: bool = False
 ) -> WithProposals:
     """``dataset`` with the proposals of the selective-search settings ``config`` records (a Fast R-CNN or
-    R-CNN config): computes the ones missing from the cache first (a complete cache is reused as it is).
-    ``quiet``: no summary line either (the non-zero ranks of a distributed run)."""
-    from detector.models.fast_rcnn import selective_search_settings
-    from detector.proposals import compute_proposals
-
-    settings = selective_search_settings(config)
+    R-CNN config, whose ``proposals`` is a dict of ``SelectiveSearchSettings``): computes the ones missing from
+    the cache first (a complete cache is reused as it is). ``quiet``: no summary line either (the non-zero ranks
+    of a distributed run)."""
+    settings = SelectiveSearchSettings.from_dict(config.proposals)
     cache = compute_proposals(
         dataset, settings, cache_dir=cache_dir, workers=workers, progress=progress and not quiet, summary_line=not quiet
     )

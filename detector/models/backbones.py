@@ -18,6 +18,8 @@ from torch import Tensor, nn
 from torchvision import models
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from detector.models.pretrained import load_checked, load_pretrained_state_dict
+
 BACKBONES = ("vgg16", "resnet18", "resnet34", "resnet50", "resnet101", "tiny")
 
 
@@ -56,8 +58,6 @@ def vgg16_backbone(state_dict: dict | None = None, *, trainable_from: int = 10) 
     conv1-conv2 frozen)."""
     vgg = models.vgg16(weights=None)
     if state_dict is not None:
-        from detector.weights import load_checked
-
         load_checked(vgg, state_dict, source="vgg16")
     body = vgg.features[:30]  # up to relu5_3; pool5 is replaced by RoI pooling
     for layer in list(body)[:trainable_from]:
@@ -70,8 +70,6 @@ def resnet_c4_backbone(name: str, state_dict: dict | None = None, *, frozen_stag
     """``frozen_stages``: 1 = stem, 2 = stem + res2 (default), 0 = nothing frozen but batch norm."""
     resnet = getattr(models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
     if state_dict is not None:
-        from detector.weights import load_checked
-
         # FrozenBatchNorm2d has no num_batches_tracked; torchvision's checkpoints do.
         state_dict = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
         load_checked(resnet, state_dict, source=name)
@@ -131,8 +129,6 @@ def build_backbone(name: str, pretrained: str | Path | None = None, *, weights_d
         return tiny_backbone()
     state_dict = None
     if pretrained not in (None, "none"):
-        from detector.weights import load_pretrained_state_dict
-
         state_dict = load_pretrained_state_dict(name, pretrained, weights_dir=weights_dir)
     if name == "vgg16":
         return vgg16_backbone(state_dict)

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
 from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from detector.data.proposals import SelectiveSearchSettings, selective_search
 from detector.models.backbones import build_backbone
-from detector.models.config import DictConfig
+from detector.models.base import Detector, DetectorConfig
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
-
-if TYPE_CHECKING:
-    from detector.proposals import SelectiveSearchSettings
 
 
 def _fast_rcnn_heads() -> RoIHeadsConfig:
@@ -39,19 +36,41 @@ def _fast_rcnn_heads() -> RoIHeadsConfig:
 
 
 @dataclass
-class FastRCNNConfig(DictConfig):
-    """Everything needed to rebuild the network; stored in checkpoints. Defaults are the paper's VGG16 recipe."""
+class SelectiveSearchConfig(DetectorConfig):
+    """The fields of the kinds that score selective-search proposals (Fast R-CNN, R-CNN)."""
 
-    backbone: str = "vgg16"
-    num_classes: int = 20
-    min_size: tuple[int, ...] = (600,)
-    max_size: int = 1000
-    roi_heads: RoIHeadsConfig = field(default_factory=_fast_rcnn_heads)
+    proposal_source = "selective_search"
+
     # Selective search as the model was trained with it (a dict of ``SelectiveSearchSettings``), used by
     # ``propose`` for images that come without proposals; the cache is keyed by the same settings.
     proposals: dict = field(default_factory=lambda: {"mode": "fast", "max_proposals": 2000, "scale": 500})
     max_proposals: int = 2000  # the paper's test-time count; the top P of selective search's ranking
-    display_score_threshold: float = 0.7
+
+    def override(self, *, proposal_mode=None, max_proposals=None, **others) -> list[str]:
+        if proposal_mode:
+            self.proposals = {**self.proposals, "mode": proposal_mode}
+        if max_proposals:
+            self.proposals = {**self.proposals, "max_proposals": max_proposals}
+            self.max_proposals = max_proposals
+        return super().override(**others)
+
+
+@dataclass
+class FastRCNNConfig(SelectiveSearchConfig):
+    """Everything needed to rebuild the network; stored in checkpoints. Defaults are the paper's VGG16 recipe."""
+
+    min_size: tuple[int, ...] = (600,)
+    max_size: int = 1000
+    roi_heads: RoIHeadsConfig = field(default_factory=_fast_rcnn_heads)
+
+    def override(self, *, min_size=None, max_size=None, pooler=None, **others) -> list[str]:
+        if min_size:
+            self.min_size = tuple(min_size)
+        if max_size:
+            self.max_size = max_size
+        if pooler:
+            self.roi_heads.pooler = pooler
+        return super().override(**others)
 
 
 def tiny_fast_rcnn_config(num_classes: int) -> FastRCNNConfig:
@@ -65,8 +84,6 @@ def tiny_fast_rcnn_config(num_classes: int) -> FastRCNNConfig:
 
 def selective_search_settings(config) -> SelectiveSearchSettings:
     """The ``SelectiveSearchSettings`` a Fast R-CNN / R-CNN config records."""
-    from detector.proposals import SelectiveSearchSettings
-
     return SelectiveSearchSettings.from_dict(config.proposals)
 
 
@@ -74,8 +91,6 @@ def propose(images: list[Tensor], config) -> list[Tensor]:
     """Selective search on each image (float [3, H, W] in [0, 1]) -> [P, 4] proposals in its pixels.
 
     A numpy round trip by necessity: selective search is OpenCV's, on uint8 HxWx3 images."""
-    from detector.proposals import selective_search
-
     settings = selective_search_settings(config)
     out = []
     for img in images:
@@ -89,7 +104,22 @@ def top_proposals(proposals: list[Tensor], max_proposals: int, device: torch.dev
     return [torch.as_tensor(p, dtype=torch.float32, device=device).reshape(-1, 4)[:max_proposals] for p in proposals]
 
 
-class FastRCNN(nn.Module):
+class SelectiveSearchDetector(Detector):
+    """Base of the kinds that score selective-search proposals: they take ``proposals`` from the targets (training,
+    cached) or the call (evaluation, cached), and run selective search themselves for a new image."""
+
+    config: SelectiveSearchConfig
+
+    @property
+    def max_proposals(self) -> int:
+        return self.config.max_proposals  # the top of selective search's ranking
+
+    @max_proposals.setter
+    def max_proposals(self, n: int) -> None:
+        self.config.max_proposals = n
+
+
+class FastRCNN(SelectiveSearchDetector):
     """``forward(images, targets=None, proposals=None)``: images is a list of [3, H, W] float tensors in [0, 1].
 
     Training: ``targets`` (``{"boxes": [G, 4], "labels": [G], "proposals": [P, 4]}`` per image) -> dict of named
@@ -98,12 +128,13 @@ class FastRCNN(nn.Module):
     """
 
     kind = "fast_rcnn"
+    config_class = FastRCNNConfig
+    tiny_config = staticmethod(tiny_fast_rcnn_config)
 
     def __init__(
         self, config: FastRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
     ):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.transform = GeneralizedRCNNTransform(
             min_size=config.min_size,
             max_size=config.max_size,

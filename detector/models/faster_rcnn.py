@@ -10,29 +10,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.backbones import build_backbone
-from detector.models.config import DictConfig
+from detector.models.base import Detector, DetectorConfig
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 from detector.models.rpn import RegionProposalNetwork, RPNConfig
 
 
 @dataclass
-class FasterRCNNConfig(DictConfig):
+class FasterRCNNConfig(DetectorConfig):
     """Everything needed to rebuild the network; stored in checkpoints. Defaults are the paper's VGG16 recipe."""
 
-    backbone: str = "vgg16"
-    num_classes: int = 20
+    proposal_source = "rpn"
+
     # Shorter side resized to (a random choice of) min_size in training and min_size[-1] at test time, longer
     # side capped at max_size.
     min_size: tuple[int, ...] = (600,)
     max_size: int = 1000
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)
-    display_score_threshold: float = 0.7  # for drawings and the service; evaluation uses roi_heads.score_threshold
+
+    def override(self, *, min_size=None, max_size=None, anchor_sizes=None, pooler=None, **others) -> list[str]:
+        if min_size:
+            self.min_size = tuple(min_size)
+        if max_size:
+            self.max_size = max_size
+        if anchor_sizes:
+            self.rpn.anchor_sizes = tuple(anchor_sizes)
+        if pooler:
+            self.roi_heads.pooler = pooler
+        return super().override(**others)
 
 
 def tiny_config(num_classes: int) -> FasterRCNNConfig:
@@ -60,7 +70,7 @@ def tiny_config(num_classes: int) -> FasterRCNNConfig:
     )
 
 
-class FasterRCNN(nn.Module):
+class FasterRCNN(Detector):
     """``forward(images, targets=None)``: images is a list of [3, H, W] float tensors in [0, 1].
 
     With targets (a list of ``{"boxes": [G, 4], "labels": [G]}``) returns a dict of named losses; without,
@@ -68,12 +78,13 @@ class FasterRCNN(nn.Module):
     """
 
     kind = "faster_rcnn"
+    config_class = FasterRCNNConfig
+    tiny_config = staticmethod(tiny_config)
 
     def __init__(
         self, config: FasterRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
     ):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.transform = GeneralizedRCNNTransform(
             min_size=config.min_size,
             max_size=config.max_size,
@@ -84,6 +95,14 @@ class FasterRCNN(nn.Module):
         self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
         self.rpn = RegionProposalNetwork(self.backbone.out_channels, config.rpn, self.backbone.stride)
         self.roi_heads = RoIHeads(self.backbone, config.num_classes, config.roi_heads)
+
+    @property
+    def max_proposals(self) -> int:
+        return self.rpn.config.post_nms_top_n_test  # the top of the RPN's ranking after NMS
+
+    @max_proposals.setter
+    def max_proposals(self, n: int) -> None:
+        self.rpn.config.post_nms_top_n_test = n
 
     def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None):
         if self.training and targets is None:

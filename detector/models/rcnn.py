@@ -27,13 +27,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import box_iou, roi_align
 
 from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.backbones import build_backbone
-from detector.models.config import DictConfig
-from detector.models.fast_rcnn import propose, top_proposals
+from detector.models.fast_rcnn import SelectiveSearchConfig, SelectiveSearchDetector, propose, top_proposals
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 
 
@@ -56,19 +55,14 @@ def _rcnn_heads() -> RoIHeadsConfig:
 
 
 @dataclass
-class RCNNConfig(DictConfig):
+class RCNNConfig(SelectiveSearchConfig):
     """Everything needed to rebuild the network; stored in checkpoints. Defaults are the paper's (VGG16)."""
 
-    backbone: str = "vgg16"
-    num_classes: int = 20
     input_size: int = 224  # warped window size (the paper's 227 was AlexNet's; VGG16 takes 224)
     context: int = 16  # pixels of context around each proposal in the warped window
     regression_iou: float = 0.6  # proposals the box regressor learns from
     roi_heads: RoIHeadsConfig = field(default_factory=_rcnn_heads)
-    proposals: dict = field(default_factory=lambda: {"mode": "fast", "max_proposals": 2000, "scale": 500})
-    max_proposals: int = 2000
     window_batch: int = 128  # windows per CNN forward at test time (memory, not results)
-    display_score_threshold: float = 0.7
 
 
 def tiny_rcnn_config(num_classes: int) -> RCNNConfig:
@@ -99,16 +93,17 @@ def warp_windows(image: Tensor, boxes: Tensor, input_size: int, context: int) ->
     return roi_align(image[None], [region], (input_size, input_size), spatial_scale=1.0, sampling_ratio=2, aligned=True)
 
 
-class RCNN(nn.Module):
+class RCNN(SelectiveSearchDetector):
     """``forward(images, targets=None, proposals=None)``, the same contract as ``FastRCNN``."""
 
     kind = "rcnn"
+    config_class = RCNNConfig
+    tiny_config = staticmethod(tiny_rcnn_config)
 
     def __init__(
         self, config: RCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
     ):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
         # RoIHeads supplies what R-CNN shares with its successors: window sampling, the (K + 1)-way classifier
         # and class-specific deltas (``predictor``: ``cls_score`` is fine-tuned with the CNN, ``bbox_pred`` is

@@ -28,7 +28,17 @@ from pathlib import Path
 
 import torch
 
-from detector.data.synth import generate
+from detector.classify.models import build_classifier
+from detector.data.folder import ImageFolderDataset
+from detector.data.synth import CLASSES, generate, write_classification_crops
+from detector.data.voc import VOCDetection
+from detector.data.with_proposals import with_cached_proposals
+from detector.inference.evaluate import evaluate_classifier, evaluate_detector
+from detector.inference.predictor import ClassificationPredictor, DetectionPredictor
+from detector.models.factory import build_detector, load_detector
+from detector.models.faster_rcnn import FasterRCNN, tiny_config
+from detector.models.roi_heads import RoIHeadsConfig
+from detector.training import ClassificationTrainConfig, DetectionTrainConfig, train_classifier, train_detector, trainer
 
 # name -> (what it trains on: "voc", "crops" or None, recipe(data, out, seed) -> measured values)
 RECIPES: dict[str, tuple[str | None, Callable[[Path | None, Path, int], dict]]] = {}
@@ -50,28 +60,19 @@ def tiny_voc(root: Path) -> Path:
 
 def classification_crops(root: Path) -> Path:
     """40 train / 12 val images of 96-128 px -> 69 train and 17 val crops of 32 x 32 (6 classes)."""
-    from detector.data.synth import write_classification_crops
-
     generate(root / "voc", train=40, val=12, test=0, seed=3, image_size=(96, 128), max_objects=3, progress=False)
     write_classification_crops(root / "voc", root / "crops", size=32, splits=("train", "val"))
     return root / "crops"
 
 
-def detection_map_before_after(data_root: Path, out: Path, kind: str, options: list[str], seed: int) -> dict:
+def detection_map_before_after(data_root: Path, out: Path, kind: str, options: dict, seed: int) -> dict:
     """Trains ``kind`` on the tiny dataset's train split (no flips) and returns the VOC07 mAP on those training
     images of an untrained model with the same config (``before``) and of the trained one (``after``): the test is
     that the model learns, not that it generalises from 8 images."""
-    from detector.data.voc import VOCDetection
-    from detector.data.with_proposals import with_cached_proposals
-    from detector.engine import evaluate
-    from detector.models.factory import build_detector, load_detector
-    from detector.train import main as train_main
-
-    train_main([
-        "--data", str(data_root), "--train-split", "train", "--val-split", "none", "--out", str(out), "--model", kind,
-        "--backbone", "tiny", "--workers", "0", "--no-progress", "--checkpoint-every", "0", "--hflip", "0",
-        "--seed", str(seed), *options,
-    ])  # fmt: skip
+    train_detector(DetectionTrainConfig(
+        data=str(data_root), train_split="train", val_split="none", out=str(out), model=kind, backbone="tiny",
+        workers=0, no_progress=True, checkpoint_every=0, hflip=0.0, seed=seed, **options,
+    ))  # fmt: skip
     trained, ckpt = load_detector(out / "last.pt")
     assert ckpt["kind"] == kind and trained.kind == kind
     data = VOCDetection(data_root, "train", keep_difficult=True)
@@ -80,8 +81,8 @@ def detection_map_before_after(data_root: Path, out: Path, kind: str, options: l
     torch.manual_seed(seed)
     untrained = build_detector(kind, trained.config).eval()
     device = torch.device("cpu")
-    before, _ = evaluate(untrained, data, device=device, progress=False)
-    after, _ = evaluate(trained, data, device=device, progress=False)
+    before, _ = evaluate_detector(DetectionPredictor(untrained, device=device), data, progress=False)
+    after, _ = evaluate_detector(DetectionPredictor(trained, device=device), data, progress=False)
     return {"before": before.map, "after": after.map, "gain": after.map - before.map}
 
 
@@ -90,55 +91,42 @@ def detection_map_before_after(data_root: Path, out: Path, kind: str, options: l
 
 @recipe("faster_rcnn", "voc")
 def faster_rcnn(data: Path, out: Path, seed: int) -> dict:
-    return detection_map_before_after(data, out, "faster_rcnn", [
-        "--min-size", "128", "--max-size", "192", "--epochs", "60", "--batch-size", "2", "--lr", "0.02",
-        "--weight-decay", "1e-4", "--warmup-iters", "10", "--schedule", "constant",
-    ], seed)  # fmt: skip
+    options = dict(min_size=(128,), max_size=192, epochs=60, batch_size=2, lr=0.02, weight_decay=1e-4, warmup_iters=10,
+                   schedule="constant")  # fmt: skip
+    return detection_map_before_after(data, out, "faster_rcnn", options, seed)
 
 
 @recipe("fast_rcnn", "voc")
 def fast_rcnn(data: Path, out: Path, seed: int) -> dict:
-    return detection_map_before_after(data, out, "fast_rcnn", [
-        "--min-size", "128", "--max-size", "192", "--epochs", "12", "--batch-size", "2", "--optimizer", "adam",
-        "--lr", "0.001", "--weight-decay", "1e-4", "--warmup-iters", "10", "--schedule", "constant",
-    ], seed)  # fmt: skip
+    options = dict(min_size=(128,), max_size=192, epochs=12, batch_size=2, optimizer="adam", lr=0.001,
+                   weight_decay=1e-4, warmup_iters=10, schedule="constant")  # fmt: skip
+    return detection_map_before_after(data, out, "fast_rcnn", options, seed)
 
 
 @recipe("rcnn", "voc")
 def rcnn(data: Path, out: Path, seed: int) -> dict:
-    return detection_map_before_after(data, out, "rcnn", [
-        "--epochs", "15", "--batch-size", "2", "--optimizer", "adam", "--lr", "0.001", "--weight-decay", "1e-4",
-        "--warmup-iters", "10", "--schedule", "constant",
-    ], seed)  # fmt: skip
+    options = dict(epochs=15, batch_size=2, optimizer="adam", lr=0.001, weight_decay=1e-4, warmup_iters=10,
+                   schedule="constant")  # fmt: skip
+    return detection_map_before_after(data, out, "rcnn", options, seed)
 
 
 def lenet5_initial(seed: int):
     """The model the classification CLI builds before training with --seed ``seed``."""
-    from detector.classify.models import build_classifier
-    from detector.data.synth import CLASSES
-
     torch.manual_seed(seed)
     return build_classifier("lenet5", num_classes=len(CLASSES), input_size=(3, 32, 32))
 
 
 @recipe("lenet5", "crops")
 def lenet5(crops: Path, out: Path, seed: int) -> dict:
-    from detector.classify.engine import evaluate_classifier
-    from detector.classify.models import load_classifier
-    from detector.data.augment import classification_transform
-    from detector.data.folder import ImageFolderDataset
-    from detector.train import main as train_main
-
-    train_main([
-        "--task", "classify", "--data", str(crops), "--out", str(out), "--input-size", "32", "--workers", "0",
-        "--no-progress", "--checkpoint-every", "0", "--model", "lenet5", "--optimizer", "adam", "--lr", "0.003",
-        "--weight-decay", "0", "--schedule", "constant", "--epochs", "15", "--batch-size", "16", "--seed", str(seed),
-    ])  # fmt: skip
-    train_set = ImageFolderDataset(crops, "train", transform=classification_transform("basic", train=False, size=32))
-    cpu = torch.device("cpu")
-    model, _ = load_classifier(out / "last.pt")
-    after = evaluate_classifier(model, train_set, device=cpu)["top1"]
-    before = evaluate_classifier(lenet5_initial(seed).eval(), train_set, device=cpu)["top1"]
+    train_classifier(ClassificationTrainConfig(
+        data=str(crops), out=str(out), input_size=32, workers=0, no_progress=True, checkpoint_every=0, model="lenet5",
+        optimizer="adam", lr=0.003, weight_decay=0.0, schedule="constant", epochs=15, batch_size=16, seed=seed,
+    ))  # fmt: skip
+    trained = ClassificationPredictor.from_checkpoint(out / "last.pt")
+    train_set = ImageFolderDataset(crops, "train", transform=trained.transforms["none"])
+    untrained = ClassificationPredictor(lenet5_initial(seed), preset="basic", input_size=32, name="lenet5")
+    after = evaluate_classifier(trained, train_set)["top1"]
+    before = evaluate_classifier(untrained, train_set)["top1"]
     return {"before": before, "after": after, "gain": after - before}
 
 
@@ -146,8 +134,6 @@ def lenet5(crops: Path, out: Path, seed: int) -> dict:
 def losses_decrease(data: None, out: Path, seed: int) -> dict:
     """30 SGD steps of a small Faster R-CNN on two images of solid rectangles, one thread: per loss, the mean of
     the last five steps over the mean of the first five (``ratio_<loss>``; below 1 is learning)."""
-    from detector.models.faster_rcnn import FasterRCNN
-
     with one_thread():
         torch.manual_seed(seed)
         model = FasterRCNN(small_faster_rcnn_config()).train()
@@ -172,9 +158,6 @@ def small_faster_rcnn_config(min_size: int = 96, **roi):
     """The tiny Faster R-CNN for 3 classes at ``min_size``, with light proposal counts and 8 RoIs per image, up to
     4 foreground: cheap, and the foreground count is saturated from the first step (so loss_box_reg measures
     regression quality rather than how many foreground RoIs there are)."""
-    from detector.models.faster_rcnn import tiny_config
-    from detector.models.roi_heads import RoIHeadsConfig
-
     cfg = tiny_config(num_classes=3)
     rpn = dataclasses.replace(
         cfg.rpn, pre_nms_top_n_train=500, post_nms_top_n_train=100, pre_nms_top_n_test=300, post_nms_top_n_test=50
@@ -218,17 +201,12 @@ def _loss_to_train(loss):
 
 
 def switch_off_the_loss() -> None:
-    from detector import engine
-
-    real = engine.backward_step
+    real = trainer.backward_step
 
     def backward_step(loss, *args, **kwargs):
         return real(_loss_to_train(loss), *args, **kwargs)
 
-    engine.backward_step = backward_step
-    for module in ("detector.classify.engine",):
-        __import__(module)
-        sys.modules[module].backward_step = backward_step
+    trainer.backward_step = backward_step  # the Trainer's step, every task's
 
 
 def _run_here(names: list[str], seeds: list[int]) -> list[dict]:

@@ -1,5 +1,10 @@
 """Test-time augmentation: ten-crop and multi-scale classification, flip-merged detection.
 
+Classification views scale with the model's input size S the way the augmentation presets do (224 -> S): the
+views are cut from images made at ``round(256 S / 224)`` (``tta_source_transform``); ``10crop`` takes the four
+corner and the centre S x S crops and their mirrors, ``multiscale`` resizes to shorter sides ``round(k S / 224)``
+for k in 224, 256, 288, 320 and needs a model that accepts any input size.
+
 Shape shorthand: K classes, H x W the image, N images. Images are float tensors [3, H, W] in whatever value
 range the model takes (TTA only moves pixels: resizing, cropping and mirroring are linear, so normalised inputs
 stay normalised). Detection boxes are ``xyxy`` float in continuous pixel coordinates of the image they refer to.
@@ -9,12 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import albumentations as A
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
-__all__ = ["ten_crop", "multiscale", "classify_tta", "flip_boxes", "detect_flip_tta", "TTA_MODES"]
+from detector.data.augment import ClassificationTransform
+from detector.models.base import Detector
+
+__all__ = [
+    "TTA_MODES",
+    "classify_tta",
+    "detect_flip_tta",
+    "flip_boxes",
+    "multiscale",
+    "ten_crop",
+    "tta_sizes",
+    "tta_source_transform",
+]
 
 TTA_MODES: tuple[str, ...] = ("none", "10crop", "multiscale")
 
@@ -87,25 +105,21 @@ def flip_boxes(boxes: Tensor, width: int | float) -> Tensor:
     return flipped
 
 
-def _detector_setting(model: nn.Module, name: str, default: float) -> float:
-    roi = getattr(getattr(model, "config", None), "roi_heads", None)
-    return getattr(roi, name, default)
-
-
 @torch.no_grad()
-def detect_flip_tta(model: nn.Module, images: list[Tensor], *, iou: float | None = None) -> list[dict[str, Tensor]]:
+def detect_flip_tta(model: Detector, images: list[Tensor], *, iou: float | None = None) -> list[dict[str, Tensor]]:
     """Detections of each image [3, H, W] and of its horizontal mirror, merged: list of N dicts with ``boxes``
     [D, 4], ``labels`` [D] and ``scores`` [D], best first.
 
     The mirror's boxes are flipped back (``flip_boxes``), both sets concatenated and reduced by per-class NMS at
-    ``iou`` (default: the model's ``config.roi_heads.nms_threshold``, else 0.5), keeping at most the model's
-    ``config.roi_heads.detections_per_image`` (else 100). ``model`` is an eval-mode detector taking a list of images
-    and returning such dicts (``detector.models.faster_rcnn.FasterRCNN``); originals and mirrors go in one call.
+    ``iou`` (default: the model's ``config.roi_heads.nms_threshold``), keeping at most the model's
+    ``config.roi_heads.detections_per_image``. ``model`` is an eval-mode detector (``detector.models.base.Detector``);
+    originals and mirrors go in one call.
     """
     if model.training:
         raise ValueError("detect_flip_tta needs an eval-mode detector; call model.eval() first")
-    iou = _detector_setting(model, "nms_threshold", 0.5) if iou is None else iou
-    max_dets = int(_detector_setting(model, "detections_per_image", 100))
+    heads = model.config.roi_heads
+    iou = heads.nms_threshold if iou is None else iou
+    max_dets = heads.detections_per_image
     outputs = model(list(images) + [img.flip(-1) for img in images])
     merged = []
     for img, plain, mirrored in zip(images, outputs[: len(images)], outputs[len(images) :]):
@@ -115,3 +129,26 @@ def detect_flip_tta(model: nn.Module, images: list[Tensor], *, iou: float | None
         keep = batched_nms(boxes, scores, labels, iou)[:max_dets]  # sorted by decreasing score
         merged.append({"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep]})
     return merged
+
+
+def tta_sizes(input_size: int) -> dict:
+    """Sizes of the test-time views for a model trained at ``input_size`` S: ``resize`` = round(256 S / 224),
+    the side of the images the views are taken from; ``crop`` = S; ``scales`` = round(k S / 224) for
+    k = 224, 256, 288, 320."""
+    return {
+        "resize": round(256 * input_size / 224),
+        "crop": input_size,
+        "scales": tuple(round(k * input_size / 224) for k in (224, 256, 288, 320)),
+    }
+
+
+def tta_source_transform(preset: str, *, input_size: int) -> ClassificationTransform:
+    """The evaluation transform for TTA: uint8 [H, W, 3] -> normalised [3, R, R], R = ``tta_sizes(S)["resize"]``.
+
+    ``alexnet`` and ``vgg`` keep the aspect ratio (shorter side R, centre R x R square, as their papers' test
+    images); the other presets train on whole images squashed to a square, so their source is squashed too.
+    """
+    side = tta_sizes(input_size)["resize"]
+    if preset in ("alexnet", "vgg"):
+        return ClassificationTransform([A.SmallestMaxSize(max_size=side), A.CenterCrop(side, side)])
+    return ClassificationTransform([A.Resize(side, side)])

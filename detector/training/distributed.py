@@ -23,6 +23,7 @@ bit-identically; a single process resumes exactly as before.
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import random
@@ -37,6 +38,9 @@ import torch.distributed as dist
 from torch import nn
 
 from detector.data.sampler import GroupedBatchSampler
+from detector.evaluation.voc import EvalResult, evaluate_detections, ground_truth_from_dataset
+from detector.inference.evaluate import evaluate_detector, predict_dataset
+from detector.inference.predictor import DetectionPredictor
 
 
 @dataclass(frozen=True)
@@ -150,8 +154,6 @@ def wrap(ctx: Context, model: nn.Module) -> nn.Module:
     """
     if not ctx.distributed:
         return model
-    import inspect
-
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     no_sync = (
         "forward_sync_buffers"
@@ -242,31 +244,26 @@ def batch_sampler(ctx: Context, groups: Sequence[int], batch_size: int, *, seed:
     return DistributedGroupedBatchSampler(groups, batch_size, rank=ctx.rank, world=ctx.world, seed=seed)
 
 
-def evaluate(ctx: Context, model: nn.Module, dataset, **kwargs):
-    """``detector.engine.evaluate`` with the images split over the ranks.
+def evaluate(ctx: Context, predictor: DetectionPredictor, dataset, **kwargs) -> tuple[EvalResult, float]:
+    """``detector.inference.evaluate.evaluate_detector`` with the images split over the ranks.
 
     Rank r predicts images r, r + world, ...; the detections are gathered to rank 0, which computes the mAP and
     broadcasts the result, so every rank takes the same decisions (best.pt, plateau schedule) from it.
     Returns (EvalResult, seconds per image of the whole job).
     """
-    from detector.engine import evaluate as evaluate_one
-    from detector.engine import predict_dataset
-    from detector.voc_eval import evaluate_detections, ground_truth_from_dataset
-
     if not ctx.distributed:
-        return evaluate_one(model, dataset, **kwargs)
+        return evaluate_detector(predictor, dataset, **kwargs)
     metric, iou = kwargs.pop("metric", "voc07"), kwargs.pop("iou_threshold", 0.5)
     kwargs["progress"] = kwargs.get("progress", True) and ctx.is_main
     start = time.perf_counter()
     mine = torch.utils.data.Subset(dataset, range(ctx.rank, len(dataset), ctx.world))
-    detections = predict_dataset(model, mine, **kwargs)
+    detections = predict_dataset(predictor, mine, **kwargs)
     gathered = all_gather_object(ctx, detections)
     outcome = None
     if ctx.is_main:
         everything = [d for part in gathered for d in part]
-        result = evaluate_detections(
-            everything, ground_truth_from_dataset(dataset), dataset.classes, iou_threshold=iou, metric=metric
-        )
+        truth = ground_truth_from_dataset(dataset)
+        result = evaluate_detections(everything, truth, dataset.classes, iou_threshold=iou, metric=metric)
         outcome = (result, (time.perf_counter() - start) / max(len(dataset), 1))
     return broadcast_object(ctx, outcome)
 
@@ -275,7 +272,8 @@ def refuse(task: str) -> None:
     """A clear exit for trainers without distributed support when started by torchrun."""
     if launched_by_torchrun():
         print(
-            f"error: --task {task} has no distributed training; run it as one process (python -m detector.train ...), not under torchrun",
+            f"error: --task {task} has no distributed training; run it as one process (python -m detector.train ...), "
+            "not under torchrun",
             file=sys.stderr,
         )
         raise SystemExit(2)

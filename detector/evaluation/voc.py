@@ -126,44 +126,8 @@ def evaluate_detections(
     num_classes = len(classes)
     class_index = {name: i for i, name in enumerate(classes)}
 
-    # Ground truth per class and image: (boxes [G, 4], difficult [G]).
-    gt: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in classes]
-    num_positives = [0] * num_classes
-    for image_id, target in ground_truth.items():
-        boxes = _as_numpy(target["boxes"], np.float64).reshape(-1, 4)
-        labels = _as_numpy(target["labels"], np.int64).reshape(-1)
-        difficult = target.get("difficult")
-        difficult = np.zeros(len(labels), dtype=bool) if difficult is None else _as_numpy(difficult, bool).reshape(-1)
-        if not len(boxes) == len(labels) == len(difficult):
-            raise ValueError(
-                f"ground truth of image {image_id!r}: boxes, labels and difficult have different lengths "
-                f"({len(boxes)}, {len(labels)}, {len(difficult)})"
-            )
-        if len(labels) and (labels.min() < 1 or labels.max() > num_classes):
-            raise ValueError(f"ground truth of image {image_id!r}: labels must be in 1..{num_classes}, got {labels}")
-        for c in np.unique(labels):
-            keep = labels == c
-            gt[c - 1][image_id] = (boxes[keep], difficult[keep])
-            num_positives[c - 1] += int((~difficult[keep]).sum())
-
-    # Detections grouped per class, in input order (the order ties keep).
-    per_class: list[list[tuple[str, float, Sequence[float]]]] = [[] for _ in classes]
-    unknown_images: set[str] = set()
-    num_unknown = 0
-    for i, record in enumerate(detections):
-        image_id, label, score, box = _unpack(record, i)
-        c = _class_position(label, class_index, num_classes, i)
-        per_class[c].append((image_id, float(score), box))
-        if image_id not in ground_truth:
-            unknown_images.add(image_id)
-            num_unknown += 1
-    if num_unknown:
-        example = sorted(unknown_images)[0]
-        warnings.warn(
-            f"{num_unknown} detections refer to {len(unknown_images)} images absent from the ground truth "
-            f"(e.g. {example!r}); they count as false positives",
-            stacklevel=2,
-        )
+    gt, num_positives = _ground_truth_per_class(ground_truth, num_classes)
+    per_class = _detections_per_class(detections, ground_truth, class_index, num_classes)
 
     ap: dict[str, float | None] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -186,6 +150,55 @@ def evaluate_detections(
         curves=curves,
         classes_without_positives=[name for name in classes if ap[name] is None],
     )
+
+
+def _ground_truth_per_class(
+    ground_truth: Mapping[str, Mapping[str, Any]], num_classes: int
+) -> tuple[list[dict[str, tuple[np.ndarray, np.ndarray]]], list[int]]:
+    """Per class: image_id -> (boxes [G, 4], difficult [G]); and the class's count of non-difficult boxes."""
+    gt: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(num_classes)]
+    num_positives = [0] * num_classes
+    for image_id, target in ground_truth.items():
+        boxes = _as_numpy(target["boxes"], np.float64).reshape(-1, 4)
+        labels = _as_numpy(target["labels"], np.int64).reshape(-1)
+        difficult = target.get("difficult")
+        difficult = np.zeros(len(labels), dtype=bool) if difficult is None else _as_numpy(difficult, bool).reshape(-1)
+        if not len(boxes) == len(labels) == len(difficult):
+            raise ValueError(
+                f"ground truth of image {image_id!r}: boxes, labels and difficult have different lengths "
+                f"({len(boxes)}, {len(labels)}, {len(difficult)})"
+            )
+        if len(labels) and (labels.min() < 1 or labels.max() > num_classes):
+            raise ValueError(f"ground truth of image {image_id!r}: labels must be in 1..{num_classes}, got {labels}")
+        for c in np.unique(labels):
+            keep = labels == c
+            gt[c - 1][image_id] = (boxes[keep], difficult[keep])
+            num_positives[c - 1] += int((~difficult[keep]).sum())
+    return gt, num_positives
+
+
+def _detections_per_class(
+    detections: Iterable[Any], ground_truth: Mapping[str, Any], class_index: dict[str, int], num_classes: int
+) -> list[list[tuple[str, float, Sequence[float]]]]:
+    """Detections grouped per class, in input order (the order ties keep); warns about unknown images."""
+    per_class: list[list[tuple[str, float, Sequence[float]]]] = [[] for _ in range(num_classes)]
+    unknown_images: set[str] = set()
+    num_unknown = 0
+    for i, record in enumerate(detections):
+        image_id, label, score, box = _unpack(record, i)
+        c = _class_position(label, class_index, num_classes, i)
+        per_class[c].append((image_id, float(score), box))
+        if image_id not in ground_truth:
+            unknown_images.add(image_id)
+            num_unknown += 1
+    if num_unknown:
+        example = sorted(unknown_images)[0]
+        warnings.warn(
+            f"{num_unknown} detections refer to {len(unknown_images)} images absent from the ground truth "
+            f"(e.g. {example!r}); they count as false positives",
+            stacklevel=3,
+        )
+    return per_class
 
 
 def _class_curve(

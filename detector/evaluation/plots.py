@@ -1,4 +1,4 @@
-"""Precision-recall plots of an EvalResult, drawn with matplotlib's Agg backend.
+"""Evaluation figures: precision-recall plots of a detection EvalResult, a classifier's confusion matrix.
 
 Figures are built with ``matplotlib.figure.Figure`` and an Agg canvas, never through pyplot, so
 plotting neither needs a display nor changes the process-wide pyplot backend.
@@ -7,13 +7,14 @@ plotting neither needs a display nor changes the process-wide pyplot backend.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from detector.voc_eval import EvalResult
+from detector.evaluation.voc import EvalResult
 
 
 def write_plots(result: EvalResult, out_dir: str | Path) -> list[Path]:
@@ -31,9 +32,39 @@ def write_plots(result: EvalResult, out_dir: str | Path) -> list[Path]:
     return paths
 
 
+def plot_confusion_matrix(
+    confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path, *, title: str = "confusion matrix"
+) -> Path:
+    """Rows are the true classes, columns the predicted ones; each row is normalised to sum to 1 (a row of a class
+    with no images stays 0) and the cells show the fraction, with the count below it."""
+    counts = np.asarray(confusion, dtype=np.float64)
+    k = len(class_names)
+    totals = counts.sum(axis=1, keepdims=True)
+    rates = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    side = max(4.0, 0.55 * k + 2.5)
+    fig = figure((side + 1.0, side))
+    ax = fig.add_subplot()
+    im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    ax.set_xticks(range(k), labels=list(class_names), rotation=45, ha="right")
+    ax.set_yticks(range(k), labels=list(class_names))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                colour = "white" if rates[i, j] > 0.5 else "black"
+                ax.text(
+                    j, i, f"{rates[i, j]:.2f}\n{int(counts[i, j])}", ha="center", va="center", fontsize=7, color=colour
+                )
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
 def plot_pr_curve(result: EvalResult, class_name: str, path: str | Path) -> None:
     """One class: the raw precision-recall curve and the interpolation its AP integrates."""
-    fig = _figure(figsize=(5.5, 5))
+    fig = figure(figsize=(5.5, 5))
     ax = fig.add_subplot()
     ap = result.ap[class_name]
     if ap is None:
@@ -59,7 +90,7 @@ def plot_pr_curve(result: EvalResult, class_name: str, path: str | Path) -> None
 def plot_summary(result: EvalResult, path: str | Path) -> None:
     """Per-class AP bars with the mAP line, next to all classes' precision-recall curves overlaid."""
     names = list(result.ap)
-    fig = _figure(figsize=(max(10.0, 4 + 0.45 * len(names) + 5.5), 5))
+    fig = figure(figsize=(max(10.0, 4 + 0.45 * len(names) + 5.5), 5))
     bars, curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [max(1.0, 0.45 * len(names) / 4), 1.4]})
 
     values = [100 * ap if ap is not None else 0.0 for ap in result.ap.values()]
@@ -85,7 +116,8 @@ def plot_summary(result: EvalResult, path: str | Path) -> None:
     fig.savefig(path)
 
 
-def _figure(figsize: tuple[float, float]) -> Figure:
+def figure(figsize: tuple[float, float]) -> Figure:
+    """A figure on an Agg canvas with constrained layout (every plot of the package is made on one)."""
     fig = Figure(figsize=figsize, dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig

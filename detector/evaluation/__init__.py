@@ -1,0 +1,1 @@
+"""Metrics: VOC detection AP, classification accuracy, and their plots and reports."""

@@ -1,0 +1,59 @@
+"""What one benchmark run measures (``Settings``), the checks on what a user can get wrong, and its fixed inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from detector.core.precision import check_precision
+from detector.models.backbones import BACKBONES
+from detector.tools.bench.models import NUM_CLASSES
+
+
+@dataclass
+class Settings:
+    mode: str = "inference"  # or "train"
+    backbone: str = "vgg16"
+    precision: str = "fp32"
+    device: str = "cpu"  # resolved: "cpu" or "cuda[:i]"
+    images: int = 5
+    size: tuple[int, int] = (375, 500)  # (H, W) of every input image
+    batch: int = 1  # images per forward (inference only; training steps take one image)
+    warmup: int = 1
+    threads: int | None = None  # None: torch's default
+    seed: int = 0
+    memory: bool = True
+    min_size: int | None = None  # shorter side the models resize to; None: the config's (600, tiny 320)
+    prepare: bool = True  # inference: run ours through prepare_for_inference (channels-last, low-precision weights)
+
+
+def check_settings(settings: Settings) -> None:
+    """Raises ValueError naming the option for settings a user can get wrong."""
+    if settings.backbone not in BACKBONES:
+        raise ValueError(f"--backbone {settings.backbone!r}: choose one of {', '.join(BACKBONES)}")
+    check_precision(settings.precision, settings.device)
+    if settings.images < 1 or settings.warmup < 0 or settings.batch < 1:
+        raise ValueError("--images and --batch must be at least 1, --warmup at least 0")
+    if settings.batch > settings.images:
+        raise ValueError(f"--batch {settings.batch} is larger than --images {settings.images}")
+    if min(settings.size) < 32 or (settings.min_size is not None and settings.min_size < 32):
+        raise ValueError("--size sides and --min-size must be at least 32 px")
+
+
+def make_inputs(settings: Settings) -> tuple[list[Tensor], list[dict[str, Tensor]]]:
+    """Fixed random images [3, H, W] in [0, 1] and targets of 1-4 boxes (xyxy pixels, >= 16 px a side)
+    with labels 1..20, from a generator seeded independently of the models."""
+    g = torch.Generator().manual_seed(settings.seed + 1)
+    h, w = settings.size
+    images, targets = [], []
+    for _ in range(settings.images):
+        images.append(torch.rand(3, h, w, generator=g))
+        n = int(torch.randint(1, 5, (1,), generator=g))
+        side = torch.tensor([w, h, w, h], dtype=torch.float32)
+        lo = torch.rand(n, 2, generator=g) * (side[:2] - 16)
+        hi = lo + 16 + torch.rand(n, 2, generator=g) * (side[:2] - 16 - lo)
+        boxes = torch.cat([lo, hi], dim=1)
+        targets.append({"boxes": boxes, "labels": torch.randint(1, NUM_CLASSES + 1, (n,), generator=g)})
+    return images, targets

@@ -1,0 +1,310 @@
+"""Detection training: a detector of any kind on a VOC-format dataset, through the one ``Trainer``.
+
+    from detector.training import DetectionTrainConfig, train_detector
+    results = train_detector(DetectionTrainConfig(data="data/synth", backbone="tiny", out="runs/tiny"))
+
+Defaults are the papers' VGG16 recipes (``DetectionTrainConfig``): shorter side 600, longer at most 1000,
+horizontal flip, momentum SGD lr 0.001, momentum 0.9, weight decay 5e-4, and the paper's schedule per kind
+(``PAPER_SCHEDULES``). Fast R-CNN and R-CNN read selective-search proposals from the cache of
+``python -m detector.proposals``, computing whatever is missing first. Writes into ``out``: ``last.pt``
+(resumable), ``best.pt`` (best validation mAP), ``epoch_N.pt`` (periodic), ``metrics.jsonl``,
+``training_curves.png`` and ``results.json``.
+
+Under ``torchrun --nproc_per_node=N`` the job trains with DistributedDataParallel: ``batch_size`` is per process,
+the lr is scaled with the global batch (``lr_scaling``), and only rank 0 writes (``detector.training.distributed``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from detector.core import checkpoint
+from detector.core.devices import device_from_name
+from detector.core.precision import Precision
+from detector.core.rng import seed_everything
+from detector.data.augment import detection_transform
+from detector.data.sampler import aspect_ratio_groups
+from detector.data.transforms import AugmentedDataset, collate, keep_numpy
+from detector.data.voc import VOCDetection
+from detector.data.with_proposals import with_cached_proposals
+from detector.inference.predictor import DetectionPredictor
+from detector.models.base import Detector, DetectorConfig
+from detector.models.factory import build_detector, config_from_dict, default_config
+from detector.training import distributed as ddp
+from detector.training.config import DetectionTrainConfig
+from detector.training.hooks import Checkpointer, Evaluation, ImageIdLog, MetricsLog, ProgressBar, TrainingCurves
+from detector.training.optim import LRSchedule, OptimConfig, build_optimizer
+from detector.training.trainer import NonFiniteLossError, TrainData, Trainer, non_finite_exit
+
+
+class DetectionTask:
+    """The detection step: the detector's named losses on a batch of (images [3, H, W], targets), summed."""
+
+    def __init__(self, kind: str, config: DetectorConfig, classes: tuple[str, ...]):
+        self.kind, self.config, self.classes = kind, config, classes
+
+    def step(self, model: nn.Module, batch, device: torch.device) -> tuple[Tensor, dict[str, Any]]:
+        images, targets = batch
+        non_blocking = device.type == "cuda"
+        images = [img.to(device, non_blocking=non_blocking) for img in images]
+        targets = [
+            {k: v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v for k, v in t.items()}
+            for t in targets
+        ]
+        losses = model(images, targets)
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        ids = [t.get("image_id") for t in targets]
+        return sum(losses.values()), {**values, "images": len(images), "image_ids": ids}
+
+    def train_mode(self, model: nn.Module) -> None:
+        model.train()
+
+    def epoch_record(self, sums: dict[str, float], steps: int, images: int) -> dict[str, float]:
+        # Losses are rank 0's (its share of each global batch) under torchrun.
+        return {k: v / max(steps, 1) for k, v in sums.items() if k.startswith("loss")}
+
+    def payload(self, model: nn.Module, metrics: dict) -> dict[str, Any]:
+        return checkpoint.model_payload(
+            model, kind=self.kind, config=self.config.to_dict(), class_names=self.classes, metrics=metrics
+        )
+
+
+def _splits(s: str) -> str | tuple[str, ...]:
+    parts = tuple(x for x in s.split("+") if x)
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _datasets(cfg: DetectionTrainConfig) -> tuple[VOCDetection, VOCDetection | None]:
+    years = cfg.years.split(",") if cfg.years else None
+    train = VOCDetection(
+        cfg.data, _splits(cfg.train_split), keep_difficult=cfg.keep_difficult, years=years, transforms=keep_numpy
+    )
+    if cfg.val_split == "none":
+        return train, None
+    val = VOCDetection(cfg.data, _splits(cfg.val_split), classes=train.classes, keep_difficult=True, years=years)
+    return train, (val.first(cfg.val_limit) if cfg.val_limit else val)
+
+
+def model_config(cfg: DetectionTrainConfig, num_classes: int) -> DetectorConfig:
+    """The kind's default config for the backbone with the settings the run gives; warns about the ones this kind
+    has no use for."""
+    model_cfg = default_config(cfg.model, cfg.backbone, num_classes)
+    ignored = model_cfg.override(
+        min_size=cfg.min_size, max_size=cfg.max_size, anchor_sizes=cfg.anchor_sizes, pooler=cfg.pooler,
+        proposal_mode=cfg.proposal_mode, max_proposals=cfg.max_proposals,
+    )  # fmt: skip
+    if ignored:
+        flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        print(f"warning: {flags} mean(s) nothing for --model {cfg.model}; ignored", file=sys.stderr)
+    return model_cfg
+
+
+def init_from_checkpoint(model: nn.Module, path: Path, classes: tuple[str, ...], say=print) -> None:
+    """Copy a trained detector's weights into ``model`` (``init``). The classes and every weight's shape must match;
+    settings that own no weights (input sizes, proposal counts, thresholds) come from the run's config."""
+    init = checkpoint.load(path)
+    if list(init["class_names"]) != list(classes):
+        raise SystemExit(
+            f"error: --init {path} was trained on classes {init['class_names']}, this dataset has {list(classes)}"
+        )
+    own = model.state_dict()
+    mismatched = [k for k, v in init["model"].items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    missing = sorted(set(own) - set(init["model"]))
+    unexpected = sorted(set(init["model"]) - set(own))
+    if mismatched or missing or unexpected:
+        raise SystemExit(
+            f"error: --init {path} does not fit this model (backbone/anchors/head must match): "
+            f"shape mismatch {mismatched[:5]}, missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in init["model"].items()})
+    say(f"initialised from {path}")
+
+
+def _resume_checkpoint(
+    cfg: DetectionTrainConfig, out: Path, classes: tuple[str, ...]
+) -> tuple[dict | None, Path | None]:
+    if not cfg.resume:
+        return None, None
+    path = out / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
+    ckpt = checkpoint.load(path)
+    if list(ckpt["class_names"]) != list(classes):
+        raise SystemExit(
+            f"error: {path} was trained on classes {ckpt['class_names']}, this dataset has {list(classes)}"
+        )
+    if ckpt["kind"] != cfg.model:
+        raise SystemExit(f"error: {path} holds a {ckpt['kind']} model; resume it with --model {ckpt['kind']}")
+    return ckpt, path
+
+
+def _with_proposals(ctx, cfg: DetectionTrainConfig, model_cfg: DetectorConfig, train, val):
+    """Computed once per dataset and settings, then read from disk (a no-op for a complete cache). Under torchrun
+    rank 0 fills the cache while the others wait, then they only read it."""
+    for turn in ("main", "others"):
+        if ctx.is_main == (turn == "main"):
+            progress = ctx.is_main and not cfg.no_progress
+            options = {
+                "cache_dir": cfg.proposal_cache,
+                "workers": cfg.workers,
+                "progress": progress,
+                "quiet": not ctx.is_main,
+            }
+            train = with_cached_proposals(train, model_cfg, **options)
+            val = with_cached_proposals(val, model_cfg, **options) if val is not None else None
+        ddp.barrier(ctx)
+    return train, val
+
+
+def _optimizer(cfg: DetectionTrainConfig, model: nn.Module, iters_per_epoch: int, lr: float):
+    optim_cfg = OptimConfig(
+        optimizer=cfg.optimizer,
+        lr=lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        schedule=cfg.schedule,
+        step_size=max(1, round(cfg.step_size * iters_per_epoch)),
+        milestones=tuple(round(m * iters_per_epoch) for m in cfg.milestones),
+        gamma=cfg.gamma,
+        warmup_iters=cfg.warmup_iters,
+        total_iters=cfg.iters or cfg.epochs * iters_per_epoch,
+    )
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], optim_cfg)
+    return optimizer, LRSchedule(optimizer, optim_cfg)
+
+
+def _validation(cfg: DetectionTrainConfig, val_set):
+    """The evaluation hook's function: VOC mAP on the validation split (sharded over the ranks)."""
+
+    def evaluate(t: Trainer):
+        precision = Precision("fp16", "--amp") if t.amp else Precision("fp32", "training")
+        predictor = DetectionPredictor(t.model, device=t.device, precision=precision)
+        workers = min(cfg.workers, 2)
+        result, sec = ddp.evaluate(t.ctx, predictor, val_set, workers=workers, progress=not cfg.no_progress)
+        metrics = {"split": cfg.val_split, "metric": result.metric, "map": result.map, "ap": result.ap,
+                   "epoch": t.state.epoch, "seconds_per_image": sec}  # fmt: skip
+        if result.map is None:
+            line = f"epoch {t.state.epoch}: no positives in validation split"
+        else:
+            line = f"epoch {t.state.epoch}: validation mAP ({result.metric}) = {result.map:.4f}"
+        return {"map": result.map, "eval_seconds_per_image": sec}, metrics, result.map, line
+
+    return evaluate
+
+
+def _warn_batch_change(ctx, ckpt: dict, path: Path, global_batch: int) -> None:
+    before = ckpt.get("train_config") or {}
+    saved = before.get("global_batch_size", before.get("batch_size", global_batch))
+    if saved != global_batch and ctx.is_main:
+        print(
+            f"warning: {path} was trained with a global batch of {saved} images, this run uses {global_batch} "
+            "(--batch-size x processes): the position in the epoch is counted in the new batches, so part of this "
+            "epoch's images may be skipped or repeated, and the lr follows the new global batch",
+            file=sys.stderr,
+        )
+
+
+def _hooks(cfg: DetectionTrainConfig, out: Path, val_set) -> list:
+    """In the order they run at an epoch's end: evaluation before the log that records it, last.pt after both."""
+    hooks = [ProgressBar(not cfg.no_progress)]
+    if cfg.log_image_ids:
+        hooks.append(ImageIdLog())
+    if val_set is not None:
+        hooks.append(Evaluation(_validation(cfg, val_set), every=cfg.eval_every))
+    return [
+        *hooks,
+        MetricsLog(out / "metrics.jsonl", every=cfg.log_every),
+        Checkpointer(every_epochs=cfg.checkpoint_every, save_every_iters=cfg.save_every_iters),
+        TrainingCurves(out / "metrics.jsonl", out / "training_curves.png", metric_key="map"),
+    ]
+
+
+def train_detector(cfg: DetectionTrainConfig) -> dict:
+    """Trains (or resumes) a detector as ``cfg`` says; returns results.json's content. Under torchrun every rank
+    calls it. Raises SystemExit with a one-line message for a user's mistake (bad checkpoint, NaN loss, ...)."""
+    try:
+        device = device_from_name(cfg.device)
+    except ValueError as exc:
+        raise SystemExit(f"error: --device {exc}") from None
+    ctx = ddp.setup(device)
+    try:
+        return _train(cfg.with_paper_schedule(), ctx)
+    finally:
+        ddp.teardown(ctx)
+
+
+def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
+    """The datasets, the model (built, or rebuilt to resume, or initialised from --init) and the checkpoint to
+    resume from. Seeds the run before building, so the initial weights follow --seed."""
+    train_base, val_set = _datasets(cfg)
+    classes = train_base.classes
+    ckpt, resume_path = _resume_checkpoint(cfg, out, classes)
+    if ckpt is not None:
+        model_cfg, pretrained = config_from_dict(ckpt["kind"], ckpt["model_config"]), None  # it has every weight
+    else:
+        model_cfg = model_config(cfg, len(classes))
+        pretrained = ("none" if cfg.backbone == "tiny" else "imagenet") if cfg.pretrained == "auto" else cfg.pretrained
+    if cfg.init and ckpt is None:
+        pretrained = None  # every weight comes from the --init checkpoint
+    if model_cfg.external_proposals:
+        train_base, val_set = _with_proposals(ctx, cfg, model_cfg, train_base, val_set)
+    seed_everything(cfg.seed)
+    model: Detector = build_detector(cfg.model, model_cfg, pretrained=pretrained, weights_dir=cfg.weights_dir)
+    model.to(ctx.device)
+    if cfg.init and ckpt is None:
+        init_from_checkpoint(model, Path(cfg.init), classes, say=print if ctx.is_main else lambda *a, **k: None)
+    ddp.seed_rank(cfg.seed, ctx.rank)
+    return train_base, val_set, model, (ckpt, resume_path)
+
+
+def _train(cfg: DetectionTrainConfig, ctx: ddp.Context) -> dict:
+    out = Path(cfg.out)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    train_base, val_set, model, (ckpt, resume_path) = _model(cfg, ctx, out)
+    classes, model_cfg = train_base.classes, model.config
+    say = print if ctx.is_main else (lambda *a, **k: None)  # rank 0 speaks for the job
+    train_set = AugmentedDataset(train_base, detection_transform(True, hflip=cfg.hflip), seed=cfg.seed)
+    groups = aspect_ratio_groups([train_base.image_size(i) for i in range(len(train_base))])
+    sampler = ddp.batch_sampler(ctx, groups, cfg.batch_size, seed=cfg.seed)
+    global_batch = cfg.batch_size * ctx.world
+    base_batch = cfg.lr_base_batch or cfg.batch_size
+    lr = ddp.effective_lr(cfg.lr, global_batch=global_batch, base_batch=base_batch, rule=cfg.lr_scaling)
+    optimizer, schedule = _optimizer(cfg, model, len(sampler), lr)
+    if cfg.amp and ctx.device.type != "cuda" and ctx.is_main:
+        print("warning: --amp needs CUDA; training in fp32 on the CPU", file=sys.stderr)
+    train_config = {**cfg.to_dict(), "iters_per_epoch": len(sampler), "world_size": ctx.world,
+                    "global_batch_size": global_batch, "effective_lr": lr}  # fmt: skip
+    trainer = Trainer(
+        DetectionTask(cfg.model, model_cfg, classes), model, optimizer, schedule,
+        TrainData(train_set, sampler, workers=cfg.workers, collate_fn=collate),
+        epochs=cfg.epochs, total_iters=cfg.iters or cfg.epochs * len(sampler), out=out, ctx=ctx, seed=cfg.seed,
+        amp=cfg.amp, max_grad_norm=cfg.clip_grad, train_config=train_config, hooks=_hooks(cfg, out, val_set),
+    )  # fmt: skip
+    if ckpt is not None:
+        trainer.restore(ckpt, legacy_best="best_map")
+        say(f"resumed from {resume_path}: epoch {trainer.state.epoch + 1}, iteration {trainer.state.iteration}")
+        _warn_batch_change(ctx, ckpt, resume_path, global_batch)
+        del ckpt
+    say(
+        f"training {cfg.model}/{model_cfg.backbone} on {len(train_base)} images of {len(classes)} classes, "
+        f"{len(sampler)} iterations per epoch, device {ctx.device}"
+    )
+    if ctx.distributed:
+        say(
+            f"distributed: {ctx.world} processes ({torch.distributed.get_backend()}), global batch {global_batch} "
+            f"images, lr {lr:g} (--lr {cfg.lr:g}, --lr-scaling {cfg.lr_scaling})"
+        )
+    try:
+        state = trainer.train()
+    except NonFiniteLossError as exc:
+        raise non_finite_exit(exc, trainer) from None
+    results = {"epoch": state.epoch, "iteration": state.iteration, "best_map": state.best_metric,
+               "last_eval": state.last_eval, "out": str(out)}  # fmt: skip
+    if ctx.is_main:
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+    return results
