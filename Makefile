@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Lint first (seconds), then the suite: ruff's rules and format as in pyproject.toml and .pre-commit-config.yaml.
 test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 $(DATA)/labels.txt: | $(STAMP)

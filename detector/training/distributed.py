@@ -13,7 +13,7 @@ its r-th slice. DDP averages the gradients over the ranks; our losses are means 
 gradient equals the single-process gradient of the global batch whenever every image fills its anchor and RoI
 samples; what still differs is which anchors/RoIs are drawn at random (each rank has its own random stream) and,
 for images of different sizes, the padding: one process pads the whole global batch to its largest image, a
-rank only its own slice. tests/test_distributed.py measures the resulting difference.
+rank only its own slice. tests/training/test_distributed.py measures the resulting difference.
 
 Agreement: every collective here (stop flag, NaN check, checkpoint random states, evaluation) is called by all
 ranks at the same point of the loop; a rank that skipped one would leave the others waiting forever.

@@ -23,7 +23,7 @@ the ratios meaningful on a machine shared with other work.
 
 Identical weights come from seeded construction: every model is built after ``torch.manual_seed(seed)`` by
 the same sequence of layer constructions (trunk, RPN head, predictor), so no model has to be built twice in
-one process (which would distort its memory figure). ``tests/test_bench.py`` checks the weights are equal.
+one process (which would distort its memory figure). ``tests/tools/test_bench.py`` checks the weights are equal.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset per model) minus what the inputs hold; on
 CPU the growth of the peak resident set size (``ru_maxrss``) over the RSS after building the inputs, each

@@ -7,8 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
+from detector.core.devices import device_from_name
 from detector.core.precision import PRECISIONS
 from detector.models.backbones import BACKBONES
 from detector.tools.bench.check import answer_check, format_check
@@ -98,18 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if torch.device(name).type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} asked for CUDA, but no CUDA device is available; use --device cpu")
-    return name
-
-
 def settings_from_args(args: argparse.Namespace) -> list[Settings]:
     """One ``Settings`` per (precision, batch), checked; raises ValueError naming the option at fault."""
     combos = [(precision, batch) for precision in args.precision for batch in getattr(args, "batch", [1])]
-    device = resolve_device(args.device)
+    device = str(device_from_name(args.device))  # ValueError names the problem
     all_settings = [
         Settings(
             mode=args.mode,
