@@ -108,5 +108,9 @@ def test_fast_rcnn_learns_on_a_tiny_dataset(tiny_voc, tmp_path):
     m = learning.fast_rcnn(tiny_voc, tmp_path / "run", seed=0)
     # Untrained scores are not zero here: with a few dozen proposals per image and 1-2 objects, random scores
     # still put some proposal on an object.
-    # MARGIN(fast_rcnn)
-    assert m["after"] > m["before"] + 0.25 and m["after"] > 0.35, m
+    # Margin, across seeds 0-4 under ATEN_CPU_CAPABILITY=default, avx2 and avx512, and avx512 with MKL and oneDNN
+    # held to AVX2
+    # (as on AMD CPUs), 20 runs of python -m tests.support.learning: after - before was 0.46-0.83
+    # (after 0.52-0.88). With every loss multiplied by 0 (DETECTOR_TEST_NO_LOSS=1) it was -0.02-0.19: Adam's weight
+    # decay alone moves the untrained scores. The bound sits between the two.
+    assert m["after"] > m["before"] + 0.3, m

@@ -90,7 +90,11 @@ def test_eval_output_in_original_image_pixels():
 @pytest.mark.learning
 def test_each_loss_decreases_in_a_short_training_run():
     ratios = learning.losses_decrease(None, None, seed=0)
-    # MARGIN(losses_decrease)
+    # Margin, across seeds 0-4 under ATEN_CPU_CAPABILITY=default, avx2 and avx512, and avx512 with MKL and oneDNN
+    # held to AVX2
+    # (as on AMD CPUs), 20 runs of python -m tests.support.learning: the largest ratio (last ten
+    # steps / first ten) of any loss was 0.75 (rpn_objectness and box_reg); without the loss (DETECTOR_TEST_NO_LOSS=1)
+    # every ratio was 1.00-1.18.
     for name in LOSSES:
         assert ratios[f"ratio_{name}"] < 0.9, (name, ratios)
 

@@ -124,8 +124,12 @@ def test_rcnn_learns_on_a_tiny_dataset(tiny_voc, tmp_path):
     m = learning.rcnn(tiny_voc, tmp_path / "run", seed=0)
     # Untrained scores are not zero here: with a few dozen proposals per image and 1-2 objects, random scores
     # still put some proposal on an object.
-    # MARGIN(rcnn)
-    assert m["after"] > m["before"] + 0.25 and m["after"] > 0.35, m
+    # Margin, across seeds 0-4 under ATEN_CPU_CAPABILITY=default, avx2 and avx512, and avx512 with MKL and oneDNN
+    # held to AVX2
+    # (as on AMD CPUs), 20 runs of python -m tests.support.learning: after - before was 0.32-0.79
+    # (after 0.36-0.83; 15 epochs instead of 30 gave 0.002 for seed 1, a collapse to background). Without the loss
+    # (DETECTOR_TEST_NO_LOSS=1): -0.004-0.002.
+    assert m["after"] > m["before"] + 0.15, m
 
 
 def test_window_sampling_holds_the_foreground_fraction():
