@@ -1,12 +1,14 @@
 """Numeric precision of inference: the one table of names -> dtypes, the autocast that runs a model at one, and
 the ``auto`` choice that follows the hardware.
 
-``auto`` picks bf16 only where it is measurably faster than fp32 with answers within README's tolerances:
-- CUDA with bf16 (Ampere and later): bf16; an older GPU: fp16 (its tensor cores have no bf16);
-- a CPU with AMX (Intel Sapphire Rapids and later): bf16, about 2x faster end to end on VGG16;
-- any other CPU: fp32. AVX-512 BF16 without AMX (AMD Zen 4/5) gave only 1.9x faster end to end in the issue's
-  measurement, but the README's own measurement without AMX shows where that comes from; fp32 keeps answers exact
-  where the gain is smaller and the CPU's bf16 path is not AMX.
+``auto`` picks bf16 where it is measurably faster than fp32 with answers within README's tolerances, and fp32
+everywhere else:
+- CUDA with bf16 (Ampere and later): bf16. An older GPU has no bf16 but fast fp16 tensor cores: fp16 there (a
+  departure from "otherwise fp32": fp16 autocast is what those GPUs run fastest, and the service used it before);
+- a CPU with AMX (Intel Sapphire Rapids and later): bf16, about 2.3x faster than fp32 end to end on VGG16;
+- any other CPU: fp32. Without AMX, bf16 runs on AVX-512 BF16 dot products (AMD Zen 4/5) or is emulated, and the
+  gain is smaller and depends on the CPU (README's "Performance" gives the figures per CPU); fp32 keeps the answers
+  exact there, and ``--precision bf16`` remains one flag away.
 """
 
 from __future__ import annotations
