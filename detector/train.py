@@ -107,28 +107,8 @@ def _run(p: argparse.ArgumentParser, d: dict):
     return r
 
 
-def detection_parser() -> argparse.ArgumentParser:
-    d = DetectionTrainConfig.defaults()
-    p = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__, formatter_class=_FORMATTER)
-    p.add_argument(
-        "--task", choices=("detect", "classify"), default="detect",
-        help="what to train; '--task classify --help' lists the classification options (classify: single process only)",
-    )  # fmt: skip
-    g = p.add_argument_group("data")
-    g.add_argument("--data", required=True, help="VOC-format root (or a VOCdevkit folder)")
-    g.add_argument(
-        "--train-split", default=d["train_split"], help="ImageSets/Main split(s) to train on; '+' joins several"
-    )
-    g.add_argument("--val-split", default=d["val_split"], help="split for validation mAP ('none' to skip)")
-    g.add_argument("--years", default=d["years"], help="with a VOCdevkit root: comma-separated years, e.g. 2007,2012")
-    g.add_argument(
-        "--keep-difficult", action="store_true", help="train on boxes marked difficult too (the papers leave them out)"
-    )
-    g.add_argument(
-        "--val-limit", type=int, default=d["val_limit"], help="evaluate on the first N validation images only (0 = all)"
-    )
-    g.add_argument("--hflip", type=float, default=d["hflip"], help="horizontal-flip probability")
-    g.add_argument("--workers", type=int, default=d["workers"], help="data-loading worker processes")
+def _detection_model(p: argparse.ArgumentParser, d: dict) -> None:
+    """The model and selective-search options of detection training."""
     m = p.add_argument_group("model")
     m.add_argument(
         "--model",
@@ -191,6 +171,31 @@ def detection_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the proposals are cached; default: DATA/proposals/<settings>/",
     )
+
+
+def detection_parser() -> argparse.ArgumentParser:
+    d = DetectionTrainConfig.defaults()
+    p = argparse.ArgumentParser(prog="python -m detector.train", description=__doc__, formatter_class=_FORMATTER)
+    p.add_argument(
+        "--task", choices=("detect", "classify"), default="detect",
+        help="what to train; '--task classify --help' lists the classification options (classify: single process only)",
+    )  # fmt: skip
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=True, help="VOC-format root (or a VOCdevkit folder)")
+    g.add_argument(
+        "--train-split", default=d["train_split"], help="ImageSets/Main split(s) to train on; '+' joins several"
+    )
+    g.add_argument("--val-split", default=d["val_split"], help="split for validation mAP ('none' to skip)")
+    g.add_argument("--years", default=d["years"], help="with a VOCdevkit root: comma-separated years, e.g. 2007,2012")
+    g.add_argument(
+        "--keep-difficult", action="store_true", help="train on boxes marked difficult too (the papers leave them out)"
+    )
+    g.add_argument(
+        "--val-limit", type=int, default=d["val_limit"], help="evaluate on the first N validation images only (0 = all)"
+    )
+    g.add_argument("--hflip", type=float, default=d["hflip"], help="horizontal-flip probability")
+    g.add_argument("--workers", type=int, default=d["workers"], help="data-loading worker processes")
+    _detection_model(p, d)
     o = _optimisation(
         p, d, epochs="default: 14 (faster_rcnn), 16 (fast_rcnn, rcnn)",
         batch="images per batch (aspect-ratio grouped), per process under torchrun; default: 1 (faster_rcnn), 2 "
@@ -224,28 +229,8 @@ def detection_parser() -> argparse.ArgumentParser:
     return p
 
 
-def classification_parser() -> argparse.ArgumentParser:
-    d = ClassificationTrainConfig.defaults()
-    p = argparse.ArgumentParser(
-        prog="python -m detector.train --task classify", description=CLASSIFY_DESCRIPTION, formatter_class=_FORMATTER
-    )
-    p.add_argument("--task", choices=("detect", "classify"), default="classify", help="what to train")
-    g = p.add_argument_group("data")
-    g.add_argument(
-        "--data", required=True, help="folder of <split>/<class>/ image folders (or of class folders, with --val-ratio)"
-    )
-    g.add_argument("--train-split", default=d["train_split"], help="sub-folder to train on")
-    g.add_argument("--val-split", default=d["val_split"], help="sub-folder to validate on ('none' to skip)")
-    g.add_argument(
-        "--val-ratio",
-        type=float,
-        default=d["val_ratio"],
-        help="no split folders: hold out this fraction of each class for validation (a fixed, seed-0 draw)",
-    )
-    g.add_argument(
-        "--augment", choices=PRESETS, default=d["augment"], help="training augmentation preset (detector.data.augment)"
-    )
-    g.add_argument("--workers", type=int, default=d["workers"], help="data-loading worker processes")
+def _classification_model(p: argparse.ArgumentParser, d: dict) -> None:
+    """The model options of classification training."""
     m = p.add_argument_group("model")
     m.add_argument("--model", choices=CLASSIFIERS, default=d["model"], help="classifier (detector.classify.models)")
     m.add_argument(
@@ -298,6 +283,31 @@ def classification_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--lr-mult", type=float, default=d["lr_mult"], help="with --unfreeze: the backbone stages' lr is lr * this"
     )
+
+
+def classification_parser() -> argparse.ArgumentParser:
+    d = ClassificationTrainConfig.defaults()
+    p = argparse.ArgumentParser(
+        prog="python -m detector.train --task classify", description=CLASSIFY_DESCRIPTION, formatter_class=_FORMATTER
+    )
+    p.add_argument("--task", choices=("detect", "classify"), default="classify", help="what to train")
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data", required=True, help="folder of <split>/<class>/ image folders (or of class folders, with --val-ratio)"
+    )
+    g.add_argument("--train-split", default=d["train_split"], help="sub-folder to train on")
+    g.add_argument("--val-split", default=d["val_split"], help="sub-folder to validate on ('none' to skip)")
+    g.add_argument(
+        "--val-ratio",
+        type=float,
+        default=d["val_ratio"],
+        help="no split folders: hold out this fraction of each class for validation (a fixed, seed-0 draw)",
+    )
+    g.add_argument(
+        "--augment", choices=PRESETS, default=d["augment"], help="training augmentation preset (detector.data.augment)"
+    )
+    g.add_argument("--workers", type=int, default=d["workers"], help="data-loading worker processes")
+    _classification_model(p, d)
     o = _optimisation(
         p, d, epochs="passes over the training images", batch="images per mini-batch", step="epochs between decays "
             "('step')",
