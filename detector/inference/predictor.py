@@ -19,6 +19,7 @@ Detection: boxes are ``xyxy`` float in continuous pixel coordinates of the input
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,12 @@ class Predictor:
     def to_input(self, image: ImageLike, tta: str = "none") -> Tensor:
         raise NotImplementedError
 
+    @property
+    def decode_bounds(self) -> tuple[float, float]:
+        """(shorter side, longer side) an image needs at most to give the model what it uses: larger uploads can
+        be decoded smaller (the service does)."""
+        raise NotImplementedError
+
     def predict_batch(self, inputs: list[Tensor], tta: Hashable = "none") -> list[Any]:
         raise NotImplementedError
 
@@ -141,6 +148,10 @@ class DetectionPredictor(Predictor):
         """The score drawings and the service show by default (evaluation keeps everything above 0.05)."""
         return self.model.display_score_threshold
 
+    @property
+    def decode_bounds(self) -> tuple[float, float]:
+        return self.model.input_size
+
     def to_input(self, image: ImageLike, tta: str = "none") -> Tensor:
         """RGB image -> float [3, H, W] in [0, 1] on the CPU; the model resizes and normalises it itself."""
         return torch.from_numpy(_rgb_array(image)).permute(2, 0, 1).float().div_(255)
@@ -164,13 +175,21 @@ class DetectionPredictor(Predictor):
         return [{k: (v.float() if v.is_floating_point() else v).cpu() for k, v in out.items()} for out in outputs]
 
     def detections(
-        self, output: dict[str, Tensor], *, score_threshold: float | None = None, max_detections: int | None = None
+        self,
+        output: dict[str, Tensor],
+        *,
+        score_threshold: float | None = None,
+        max_detections: int | None = None,
+        scale: tuple[float, float] = (1.0, 1.0),
     ) -> list[NamedDetection]:
         """One image's output with class names, at or above ``score_threshold`` (default: the display threshold),
-        best first, at most ``max_detections``."""
+        best first, at most ``max_detections``; boxes multiplied by ``scale`` (x, y): from the pixels of the image the
+        model saw to those of the image the user sent, when it was decoded smaller."""
         threshold = self.display_threshold if score_threshold is None else score_threshold
         keep = (output["scores"] >= threshold).nonzero().flatten()[:max_detections]  # already sorted by score
-        boxes, scores, labels = output["boxes"][keep].tolist(), output["scores"][keep].tolist(), output["labels"][keep]
+        factors = torch.tensor([scale[0], scale[1], scale[0], scale[1]])
+        boxes, scores = (output["boxes"][keep] * factors).tolist(), output["scores"][keep].tolist()
+        labels = output["labels"][keep]
         return [
             NamedDetection(self.class_names[int(lbl) - 1], float(s), tuple(b))
             for b, s, lbl in zip(boxes, scores, labels.tolist())
@@ -213,6 +232,12 @@ class ClassificationPredictor(Predictor):
     def fixed_input_size(self) -> bool:
         """softmax, mlp and lenet5 flatten an input of their training size; the others pool any size."""
         return self.name not in ANY_SIZE_CLASSIFIERS
+
+    @property
+    def decode_bounds(self) -> tuple[float, float]:
+        # The transforms resize to R = round(256 S / 224) at most; twice that keeps their own antialiasing the
+        # one that matters.
+        return 2 * tta_sizes(self.input_size)["resize"], math.inf
 
     def to_input(self, image: ImageLike, tta: str = "none") -> Tensor:
         """RGB image -> the evaluation transform's [3, S, S] (TTA: the views' source, [3, R, R])."""

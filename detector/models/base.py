@@ -83,3 +83,9 @@ class Detector(nn.Module):
     @property
     def display_score_threshold(self) -> float:
         return self.config.display_score_threshold
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(shorter side, cap on the longer side) the model resizes an image to at test time: an upload larger than
+        that can be decoded smaller without changing what the model sees."""
+        return self.config.min_size[-1], self.config.max_size

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+from torchvision.models.detection.transform import resize_boxes
 
-from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from detector.data.proposals import SelectiveSearchSettings, selective_search
 from detector.models.backbones import build_backbone
 from detector.models.base import Detector, DetectorConfig
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
+from detector.models.transform import detector_transform
 
 
 def _fast_rcnn_heads() -> RoIHeadsConfig:
@@ -135,13 +135,7 @@ class FastRCNN(SelectiveSearchDetector):
         self, config: FastRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
     ):
         super().__init__(config)
-        self.transform = GeneralizedRCNNTransform(
-            min_size=config.min_size,
-            max_size=config.max_size,
-            image_mean=list(IMAGENET_MEAN),
-            image_std=list(IMAGENET_STD),
-            size_divisible=32,
-        )
+        self.transform = detector_transform(config.min_size, config.max_size)
         self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
         self.roi_heads = RoIHeads(self.backbone, config.num_classes, config.roi_heads)
 

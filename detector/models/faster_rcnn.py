@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import Tensor
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from detector.models.backbones import build_backbone
 from detector.models.base import Detector, DetectorConfig
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 from detector.models.rpn import RegionProposalNetwork, RPNConfig
+from detector.models.transform import detector_transform
 
 
 @dataclass
@@ -85,13 +84,7 @@ class FasterRCNN(Detector):
         self, config: FasterRCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
     ):
         super().__init__(config)
-        self.transform = GeneralizedRCNNTransform(
-            min_size=config.min_size,
-            max_size=config.max_size,
-            image_mean=list(IMAGENET_MEAN),
-            image_std=list(IMAGENET_STD),
-            size_divisible=32,
-        )
+        self.transform = detector_transform(config.min_size, config.max_size)
         self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
         self.rpn = RegionProposalNetwork(self.backbone.out_channels, config.rpn, self.backbone.stride)
         self.roi_heads = RoIHeads(self.backbone, config.num_classes, config.roi_heads)

@@ -112,6 +112,12 @@ class RCNN(SelectiveSearchDetector):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        # R-CNN has no input resize: it warps each proposal to input_size pixels. Fast R-CNN's 600 / 1000 px keeps
+        # the windows of any object worth finding larger than that warp.
+        return 600, 1000
+
     def features(self, windows: Tensor) -> Tensor:
         """windows [R, 3, S, S] -> representation [R, D]: trunk, max pool to the head's grid, head.
         (For VGG16 at 224 px the pool is exactly pool5: 14 x 14 -> 7 x 7.)"""
