@@ -1,22 +1,33 @@
-"""Dynamic batching: a bounded queue per model and one inference worker that empties it in batches.
+"""Dynamic batching: admission, a bounded queue per model, and one inference worker that empties it in batches.
 
-Requests ``submit`` an already-decoded input and await its result. The worker takes the first waiting job, then
-keeps taking jobs until it has ``max_batch_size`` of them or ``max_wait_s`` has passed since the first, and runs
-the batch in its own thread, so the event loop never blocks on inference and a GPU sees many images per call.
-Jobs only batch with jobs of the same ``key`` (e.g. the same test-time augmentation). A full queue answers 503
-with Retry-After at once; a job whose request timed out (504) is dropped before it reaches the model.
+A request first takes a *slot* (``async with worker.slot() as slot``), before its body is read: when ``queue_size``
+requests already wait for this model (reading, decoding or queued), it gets 503 with Retry-After at once, having
+cost nothing. It then reads and decodes its upload and ``slot.submit``s the model input; the queued inputs' bytes
+are bounded too (``max_queue_bytes``, 503 past it). The worker takes the first waiting job, then keeps taking jobs
+until it has ``max_batch_size`` of them or ``max_wait_s`` has passed since the first, and runs the batch in its own
+thread, so the event loop never blocks on inference. Jobs only batch with jobs of the same ``key`` (e.g. the same
+test-time augmentation). A job whose request timed out (504) is dropped before it reaches the model.
+
+Isolation: when a batch fails, its jobs are run again one by one, so one bad input answers its own request with
+its own error and the others get their answers. An ``APIError`` raised for a job reaches its client as it is; any
+other exception is a server fault, logged with its traceback and answered 500 ``inference_failed``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from api.errors import APIError
+from api.memory import release_free_memory
+
+log = logging.getLogger("api")
 
 
 @dataclass
@@ -24,6 +35,8 @@ class Job:
     item: Any
     key: Hashable
     future: asyncio.Future
+    nbytes: int = 0
+    slot: Slot | None = None
     enqueued: float = field(default_factory=time.perf_counter)
     started: float = 0.0  # when its batch went to the model
 
@@ -34,6 +47,23 @@ class Result:
     queue_s: float  # waiting in the queue and for the batch to fill
     inference_s: float  # the batch's model time (shared by the jobs in it)
     batch_size: int
+
+
+class Slot:
+    """One admitted request's place among the waiting ones, until the worker takes its job (or it gives up)."""
+
+    def __init__(self, worker: BatchWorker):
+        self.worker, self.held = worker, True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.worker.waiting -= 1
+            self.worker.on_queue(self.worker.waiting)
+
+    async def submit(self, item: Any, *, key: Hashable = None, timeout_s: float, nbytes: int = 0) -> Result:
+        """Queues ``item`` (``nbytes`` of it counted against the queue's memory budget) and awaits its result."""
+        return await self.worker.submit(self, item, key=key, timeout_s=timeout_s, nbytes=nbytes)
 
 
 class BatchWorker:
@@ -47,6 +77,7 @@ class BatchWorker:
         max_batch_size: int,
         max_wait_s: float,
         queue_size: int,
+        max_queue_bytes: int = 1 << 62,
         retry_after_s: int = 1,
         on_batch: Callable[[int, float], None] | None = None,
         on_queue: Callable[[int], None] | None = None,
@@ -55,10 +86,13 @@ class BatchWorker:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
+        self.queue_size, self.max_queue_bytes = queue_size, max_queue_bytes
         self.retry_after_s = retry_after_s
         self.on_batch = on_batch or (lambda size, seconds: None)
         self.on_queue = on_queue or (lambda depth: None)
-        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()  # bounded by admission, not by maxsize
+        self.waiting = 0  # admitted requests the worker has not taken yet: reading, decoding or queued
+        self.queued_bytes = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")
         self._task: asyncio.Task | None = None
         self._busy = 0  # jobs taken from the queue and not yet answered
@@ -70,33 +104,52 @@ class BatchWorker:
     def depth(self) -> int:
         return self.queue.qsize()
 
-    async def submit(self, item: Any, *, key: Hashable = None, timeout_s: float) -> Result:
-        loop = asyncio.get_running_loop()
-        job = Job(item, key, loop.create_future())
+    def _overloaded(self, why: str) -> APIError:
+        return APIError(
+            503,
+            "overloaded",
+            f"model {self.name!r} {why}; retry later",
+            headers={"Retry-After": str(self.retry_after_s)},
+        )
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        """Admission: a Slot, or 503 at once when ``queue_size`` requests already wait for this model."""
+        if self.waiting >= self.queue_size:
+            raise self._overloaded(f"has {self.waiting} images waiting")
+        self.waiting += 1
+        self.on_queue(self.waiting)
+        slot = Slot(self)
         try:
-            self.queue.put_nowait(job)
-        except asyncio.QueueFull:
-            raise APIError(
-                503,
-                "overloaded",
-                f"model {self.name!r} has {self.queue.maxsize} images waiting; retry later",
-                headers={"Retry-After": str(self.retry_after_s)},
-            ) from None
-        self.on_queue(self.queue.qsize())
+            yield slot
+        finally:
+            slot.release()  # a no-op once the worker took the job
+
+    async def submit(self, slot: Slot, item: Any, *, key: Hashable, timeout_s: float, nbytes: int) -> Result:
+        if self.queued_bytes + nbytes > self.max_queue_bytes and self.queued_bytes > 0:
+            raise self._overloaded(f"has {self.queued_bytes / 2**20:.0f} MiB of images waiting")
+        job = Job(item, key, asyncio.get_running_loop().create_future(), nbytes=nbytes, slot=slot)
+        self.queued_bytes += nbytes
+        self.queue.put_nowait(job)
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), timeout_s)
         except TimeoutError:
             job.future.cancel()  # the worker skips it if it has not started
             raise APIError(504, "timeout", f"no answer from model {self.name!r} within {timeout_s:g} s") from None
 
+    def _take(self, job: Job) -> Job:
+        self.queued_bytes -= job.nbytes
+        if job.slot is not None:
+            job.slot.release()
+        return job
+
     async def _next_batch(self) -> list[Job]:
-        first = await self.queue.get()
-        batch = [first]
+        batch = [self._take(await self.queue.get())]
         self._busy = 1  # counted from here so that drain() also waits for a batch still being gathered
         deadline = time.perf_counter() + self.max_wait_s
         while len(batch) < self.max_batch_size:
             try:
-                batch.append(self.queue.get_nowait())
+                batch.append(self._take(self.queue.get_nowait()))
                 self._busy = len(batch)
                 continue
             except asyncio.QueueEmpty:
@@ -105,15 +158,34 @@ class BatchWorker:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                batch.append(self._take(await asyncio.wait_for(self.queue.get(), remaining)))
                 self._busy = len(batch)
             except TimeoutError:
                 break
-        self.on_queue(self.queue.qsize())
         return [job for job in batch if not job.future.done()]  # drop the ones that timed out while waiting
 
-    async def _loop(self) -> None:
+    async def _run(self, jobs: list[Job], key: Hashable) -> None:
+        """Runs ``jobs`` as one batch; if it fails, each job alone, so each gets its own answer or error."""
         loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        for job in jobs:
+            job.started = start
+        try:
+            values = await loop.run_in_executor(self._executor, self.run_batch, [j.item for j in jobs], key)
+        except Exception as exc:
+            if len(jobs) == 1:
+                _fail(jobs[0], exc, self.name)
+                return
+            for job in jobs:
+                await self._run([job], key)
+            return
+        seconds = time.perf_counter() - start
+        self.on_batch(len(jobs), seconds)
+        for job, value in zip(jobs, values):
+            if not job.future.done():
+                job.future.set_result(Result(value, start - job.enqueued, seconds, len(jobs)))
+
+    async def _loop(self) -> None:
         while True:
             batch = await self._next_batch()
             self._busy = len(batch)
@@ -121,22 +193,11 @@ class BatchWorker:
             for job in batch:
                 groups.setdefault(job.key, []).append(job)
             for key, jobs in groups.items():
-                start = time.perf_counter()
-                for job in jobs:
-                    job.started = start
-                try:
-                    values = await loop.run_in_executor(self._executor, self.run_batch, [j.item for j in jobs], key)
-                except Exception as exc:  # answer every waiting request instead of leaving it to time out
-                    for job in jobs:
-                        if not job.future.done():
-                            job.future.set_exception(exc)
-                    continue
-                seconds = time.perf_counter() - start
-                self.on_batch(len(jobs), seconds)
-                for job, value in zip(jobs, values):
-                    if not job.future.done():
-                        job.future.set_result(Result(value, start - job.enqueued, seconds, len(jobs)))
+                await self._run(jobs, key)
             self._busy = 0
+            del batch, groups
+            if self.queue.empty():
+                release_free_memory()  # idle: hand the batch's buffers back to the system
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Wait until every queued job has been answered (graceful shutdown), then stop the worker."""
@@ -150,3 +211,14 @@ class BatchWorker:
             except asyncio.CancelledError:
                 pass
         self._executor.shutdown(wait=True)
+
+
+def _fail(job: Job, exc: Exception, model: str) -> None:
+    if job.future.done():
+        return
+    if not isinstance(exc, APIError):
+        log.error("model %r failed on one image", model, exc_info=exc)
+        exc = APIError(
+            500, "inference_failed", f"model {model!r} failed on this image; the error is in the server's log"
+        )
+    job.future.set_exception(exc)

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="a request still waiting for its answer after this gets 504"
     )
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503 when the queue is full")
+    max_queue_mb: int = Field(
+        512, ge=1, description="memory of the model inputs waiting per model (MiB) before new requests get 503"
+    )
+    decode_workers: int = Field(
+        2, ge=1, le=64, description="uploads decoded at once (each may take a few hundred MB for a moment)"
+    )
 
     # Limits on what a client may send.
     max_upload_bytes: int = Field(
@@ -75,9 +81,19 @@ class Settings(BaseSettings):
     )
 
     api_key: SecretStr | None = Field(
-        None, description="when set, /detect, /classify and /models need it in the X-API-Key header"
+        None, description="when set, /detect, /classify, /models and /metrics need it in the X-API-Key header"
+    )
+    metrics_public: bool = Field(
+        False, description="serve /metrics without the API key (for a scraper that cannot send headers)"
     )
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (empty: CORS off)")
+
+    @field_validator("api_key")
+    @classmethod
+    def _real_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError("the API key is empty or whitespace: unset DETECTOR_API_API_KEY, or give it a real key")
+        return v
 
     @field_validator("allowed_formats")
     @classmethod

@@ -80,8 +80,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # a bug: log it, answer in the same shape
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Starlette re-raises an unhandled exception after this answer and uvicorn then closes the connection:
+        # say so, or a keep-alive client's next request fails with a reset instead of reaching a healthy server.
         return error_response(
-            500, "internal_error", "the server failed to answer this request; the error is in its log"
+            500,
+            "internal_error",
+            "the server failed to answer this request; the error is in its log",
+            headers={"Connection": "close"},
         )
 
 

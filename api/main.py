@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from fastapi.responses import FileResponse
 from api.config import Settings
 from api.deps import API_KEY_HEADER
 from api.errors import install_error_handlers
+from api.images import raise_pillow_limit
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import MetricsMiddleware, ServiceMetrics
 from api.registry import ModelRegistry
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             reg.ready = False
             await reg.drain(workers)
+            app.state.decode_pool.shutdown(wait=False)
 
     app = FastAPI(
         title="detector",
@@ -59,13 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.registry = ModelRegistry(settings, metrics)
+    app.state.decode_pool = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="decode")
+    raise_pillow_limit(settings.max_image_pixels)
     install_error_handlers(app)
     app.include_router(detect.router)
     app.include_router(classify.router)
     app.include_router(health.router)
 
     if settings.api_key is not None:
-        _document_api_key(app)
+        _document_api_key(app, PROTECTED if settings.metrics_public else (*PROTECTED, "/metrics"))
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -84,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 PROTECTED = ("/detect", "/classify", "/models")
 
 
-def _document_api_key(app: FastAPI) -> None:
+def _document_api_key(app: FastAPI, protected: tuple[str, ...]) -> None:
     """Declare the X-API-Key scheme on the routes that check it (only when a key is configured)."""
     plain_openapi = app.openapi
 
@@ -96,7 +101,7 @@ def _document_api_key(app: FastAPI) -> None:
                 "in": "header",
                 "name": API_KEY_HEADER,
             }
-            for path in PROTECTED:
+            for path in protected:
                 for operation in schema["paths"].get(path, {}).values():
                     operation["security"] = [{"APIKey": []}]
             app.openapi_schema = schema

@@ -18,11 +18,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
 
 from api.batching import BatchWorker
 from api.config import Settings
 from api.errors import APIError
+from api.images import Decoded, decode_image, scale_to_cover
+from api.memory import release_free_memory
 from api.metrics import ServiceMetrics
 from detector.core import checkpoint
 from detector.core import precision as precisions
@@ -55,6 +56,9 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
         raise ModelLoadError(f"DETECTOR_API_PRECISION={name}: {exc}") from None
 
 
+_LARGE = 4_000_000  # pixels: above this a decode's freed buffers are worth returning at once
+
+
 @dataclass
 class ServedModel:
     """A model the service answers with: its name, its predictor (detector.inference.predictor: image -> model input
@@ -84,9 +88,24 @@ class ServedModel:
             "metrics": _jsonable(p.meta.get("metrics") or {}),
         }
 
-    def prepare(self, image: Image.Image, tta: str = "none") -> torch.Tensor:
-        """CPU work done off the event loop before queueing: the model's input tensor for one image."""
-        return self.predictor.to_input(image, tta)
+    def decode_and_prepare(self, data: bytes, settings: Settings, tta: str = "none") -> tuple[Decoded, torch.Tensor]:
+        """CPU work done off the event loop before queueing: the upload decoded no larger than the model needs, and
+        the model's input tensor for it. Decoding errors are the upload's (4xx); a failure to prepare a decoded
+        image is the server's (500, logged)."""
+        short, long = self.predictor.decode_bounds
+        decoded = decode_image(
+            data, allowed_formats=settings.allowed_formats, max_pixels=settings.max_image_pixels,
+            target=scale_to_cover(short, long),
+        )  # fmt: skip
+        if decoded.width * decoded.height > _LARGE:
+            release_free_memory()  # the full-size decode is gone; give its pages back now
+        try:
+            return decoded, self.predictor.to_input(decoded.image, tta)
+        except Exception:
+            log.exception("model %r could not prepare a %d x %d image", self.name, decoded.width, decoded.height)
+            raise APIError(
+                500, "prepare_failed", f"model {self.name!r} could not prepare this image; see the log"
+            ) from None
 
     def run_batch(self, items: list[torch.Tensor], key: Hashable) -> list[Any]:
         """The worker's call (in its thread): one batch of inputs with the same TTA ``key``."""
@@ -176,6 +195,7 @@ class ModelRegistry:
                 max_batch_size=s.max_batch_size,
                 max_wait_s=s.max_wait_ms / 1000,
                 queue_size=s.queue_size,
+                max_queue_bytes=s.max_queue_mb * 2**20,
                 retry_after_s=s.retry_after_s,
                 on_batch=lambda size, seconds, n=name: (
                     self.metrics.batch_size.labels(n).observe(size),

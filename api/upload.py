@@ -9,6 +9,16 @@ from starlette.formparsers import MultiPartException
 from api.errors import APIError
 
 FIELD = "image"
+# Raw bodies: any image/* type (the format is recognised by content anyway), or a plain octet stream.
+RAW_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/bmp",
+    "image/gif",
+    "image/tiff",
+    "application/octet-stream",
+)
 
 # OpenAPI for the request body (the route reads the body itself, so FastAPI cannot infer it).
 REQUEST_BODY = {
@@ -28,7 +38,7 @@ REQUEST_BODY = {
                     },
                 }
             },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            **{media: {"schema": {"type": "string", "format": "binary"}} for media in RAW_TYPES},
         },
     }
 }
@@ -43,7 +53,12 @@ async def read_image_bytes(request: Request) -> bytes:
         except MultiPartException as exc:
             raise APIError(400, "bad_multipart", f"the multipart body cannot be parsed: {exc.message}") from None
         try:
-            value = form.get(FIELD)
+            values = form.getlist(FIELD)
+            if len(values) > 1:
+                raise APIError(
+                    422, "too_many_files", f"the multipart field {FIELD!r} holds {len(values)} files; send one image"
+                )
+            value = values[0] if values else None
             if value is None:
                 got = ", ".join(repr(k) for k in form.keys()) or "none"
                 raise APIError(
@@ -67,5 +82,13 @@ async def read_image_bytes(request: Request) -> bytes:
             422,
             "missing_field",
             f"no image: send it as the multipart field {FIELD!r} or as the raw body with Content-Type image/*",
+        )
+    media = content_type.split(";")[0].strip().lower()
+    if not (media.startswith("image/") or media == "application/octet-stream"):
+        raise APIError(
+            415,
+            "unsupported_media_type",
+            f"a raw body needs Content-Type image/* or application/octet-stream (got {media or 'none'}); "
+            f"or send the image as the multipart field {FIELD!r}",
         )
     return data

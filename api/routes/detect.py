@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -12,9 +11,9 @@ from fastapi.responses import Response
 
 from api.deps import APIKey, RegistryDep, SettingsDep
 from api.errors import error_responses
-from api.images import decode_image
-from api.schemas import Box, Detection, DetectResponse, ImageSize, Timing
-from api.upload import REQUEST_BODY, read_image_bytes
+from api.pipeline import predict
+from api.schemas import Box, Detection, DetectResponse, ImageSize
+from api.upload import REQUEST_BODY
 from detector.core.visualize import draw_detections
 
 router = APIRouter()
@@ -64,23 +63,21 @@ async def detect(
         Literal["json", "png"] | None, Query(description="answer as JSON (default) or as a PNG with the boxes drawn")
     ] = None,
 ):
-    start = time.perf_counter()
     served = registry.get("detect", model)
-    data = await read_image_bytes(request)
-    t_read = time.perf_counter()
-    image = await asyncio.to_thread(
-        decode_image, data, allowed_formats=settings.allowed_formats, max_pixels=settings.max_image_pixels
-    )
-    tensor = await asyncio.to_thread(served.prepare, image)
-    t_decode = time.perf_counter()
-    result = await served.worker.submit(tensor, key=tta, timeout_s=settings.request_timeout_s)
-    found = served.predictor.detections(result.value, score_threshold=score_threshold, max_detections=max_detections)
-    timing = Timing.of(start, t_read, t_decode, result)
+    answer = await predict(request, served, settings, tta=tta)
+    image = answer.decoded
     if wants_png(request, format):
-        drawn = await asyncio.to_thread(_png, image, found, served.class_names)
+        # Drawn on the image as decoded for the model (a huge upload was decoded smaller), so in its pixels.
+        found = served.predictor.detections(
+            answer.result.value, score_threshold=score_threshold, max_detections=max_detections
+        )
+        drawn = await asyncio.to_thread(_png, image.image, found, served.class_names)
         return Response(
             drawn, media_type="image/png", headers={"X-Model": served.name, "X-Detections": str(len(found))}
         )
+    found = served.predictor.detections(
+        answer.result.value, score_threshold=score_threshold, max_detections=max_detections, scale=image.scale
+    )
     return DetectResponse(
         model=served.name,
         image=ImageSize(width=image.width, height=image.height),
@@ -92,7 +89,7 @@ async def detect(
             )
             for d in found
         ],
-        timing_ms=timing,
+        timing_ms=answer.timing,
     )
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import APIKey, MetricsDep, RegistryDep
+from api.deps import APIKey, MetricsDep, RegistryDep, SettingsDep, require_api_key
 from api.errors import APIError, error_responses
 from api.schemas import Health, ModelInfo, ModelList, Ready
 
@@ -47,5 +47,9 @@ async def models(registry: RegistryDep) -> ModelList:
     },
     summary="Prometheus metrics",
 )
-async def metrics(service_metrics: MetricsDep) -> Response:
+async def metrics(request: Request, service_metrics: MetricsDep, settings: SettingsDep) -> Response:
+    # The model names and traffic are the service's business: with an API key set, /metrics needs it too, unless
+    # DETECTOR_API_METRICS_PUBLIC opens it for a scraper.
+    if not settings.metrics_public:
+        require_api_key(request, settings)
     return Response(service_metrics.render(), media_type=service_metrics.content_type)

@@ -93,9 +93,19 @@ class Samples:
 
 
 async def drive(
-    url: str, endpoint: str, image: bytes, *, concurrency: int, seconds: float, body: str, timeout_s: float
+    url: str,
+    endpoint: str,
+    image: bytes,
+    *,
+    concurrency: int,
+    seconds: float,
+    body: str,
+    timeout_s: float,
+    honour_retry_after: bool = True,
 ) -> Samples:
-    """``concurrency`` closed-loop clients for ``seconds``; a request started before the end is waited for."""
+    """``concurrency`` closed-loop clients for ``seconds``; a request started before the end is waited for. A client
+    answered 503 waits the Retry-After it was given before its next request, as HTTP asks of clients (and load
+    balancers do), unless ``honour_retry_after`` is False: then it retries at once."""
     samples = Samples()
     headers = {"X-API-Key": os.environ["DETECTOR_API_API_KEY"]} if os.environ.get("DETECTOR_API_API_KEY") else {}
     if body == "raw":
@@ -114,6 +124,9 @@ async def drive(
                 continue
             seconds_taken = time.perf_counter() - start
             samples.statuses[str(response.status_code)] += 1
+            retry_after = response.headers.get("retry-after")
+            if response.status_code == 503 and retry_after and honour_retry_after:
+                await asyncio.sleep(min(float(retry_after), max(0.0, deadline - time.perf_counter())))
             if response.is_success:
                 samples.latencies_s.append(seconds_taken)
                 timing = response.json()["timing_ms"]
@@ -217,7 +230,12 @@ def scrape_batches(url: str) -> tuple[float, float] | None:
 def measure(url: str, image: bytes, args: argparse.Namespace, pid: int | None) -> dict:
     """Warm up, then drive the measured phase; the report's numbers (latencies in ms, memory in MiB)."""
     memory_before = memory_mib(pid) if pid else None
-    drive_args = dict(concurrency=args.concurrency, body=args.body, timeout_s=args.timeout)
+    drive_args = dict(
+        concurrency=args.concurrency,
+        body=args.body,
+        timeout_s=args.timeout,
+        honour_retry_after=not args.ignore_retry_after,
+    )
     if args.warmup > 0:
         asyncio.run(drive(url, args.endpoint, image, seconds=args.warmup, **drive_args))
     batches_before = scrape_batches(url)
@@ -367,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="drive this already-running server instead of starting one (no memory figures, one run)",
     )
+    p.add_argument("--queue-size", type=int, default=None, help="DETECTOR_API_QUEUE_SIZE of the started server")
+    p.add_argument(
+        "--ignore-retry-after",
+        action="store_true",
+        help="clients answered 503 retry at once instead of waiting the Retry-After they were given",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the reports here as JSON")
     return p
 
@@ -396,6 +420,7 @@ def run_started_servers(args: argparse.Namespace, image: bytes, common: dict) ->
             "DETECTOR_API_MODELS": json.dumps(models),
             "DETECTOR_API_MAX_BATCH_SIZE": str(max_batch_size),
             "DETECTOR_API_MAX_WAIT_MS": str(max_wait_ms),
+            **({"DETECTOR_API_QUEUE_SIZE": str(args.queue_size)} if args.queue_size else {}),
         }
         if args.device:
             env["DETECTOR_API_DEVICE"] = args.device

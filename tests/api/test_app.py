@@ -15,10 +15,11 @@ from PIL import Image
 from api.config import Settings
 from api.main import create_app
 from api.registry import ModelLoadError
+from api.upload import RAW_TYPES
 from detector.core import precision
 from tests.support.checkpoints import KINDS
 from tests.support.cpu import fake_cpu
-from tests.support.images import encode
+from tests.support.images import RAW, encode
 from tests.support.server import error_of
 
 MAX_UPLOAD = 2_000_000
@@ -99,7 +100,7 @@ def test_png_answer(client):
     data = encode(ASTRONAUT)
     for r in (
         detect(client, data, format="png"),
-        client.post("/detect", content=data, headers={"accept": "image/png"}),
+        client.post("/detect", content=data, headers={**RAW, "accept": "image/png"}),
     ):
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         drawn = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
@@ -118,15 +119,15 @@ def test_classify_answer(client):
     assert body["image"] == {"width": 451, "height": 300}
     scores = [p["score"] for p in body["predictions"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-5
-    everything = client.post("/classify", params={"top_k": 1000}, content=encode(skimage.data.chelsea())).json()[
-        "predictions"
-    ]
+    everything = client.post(
+        "/classify", params={"top_k": 1000}, content=encode(skimage.data.chelsea()), headers=RAW
+    ).json()["predictions"]
     assert len(everything) == 6 and abs(sum(p["score"] for p in everything) - 1) < 1e-4
-    t = client.post("/classify", params={"tta": "10crop"}, content=encode(skimage.data.chelsea()))
+    t = client.post("/classify", params={"tta": "10crop"}, content=encode(skimage.data.chelsea()), headers=RAW)
     assert t.status_code == 200 and len(t.json()["predictions"]) == 5
     assert t.json()["predictions"] != body["predictions"][:5]
     # LeNet-5's flatten is sized for its 32 px input: multiscale views cannot go through it.
-    t = client.post("/classify", params={"tta": "multiscale"}, content=encode(skimage.data.chelsea()))
+    t = client.post("/classify", params={"tta": "multiscale"}, content=encode(skimage.data.chelsea()), headers=RAW)
     assert t.status_code == 422 and error_of(t)["code"] == "unsupported_tta"
 
 
@@ -159,7 +160,7 @@ def test_models_health_and_metrics(client):
 def test_openapi_documents_answers_and_errors(client):
     spec = client.get("/openapi.json").json()
     post = spec["paths"]["/detect"]["post"]
-    assert set(post["requestBody"]["content"]) == {"multipart/form-data", "image/*"}
+    assert set(post["requestBody"]["content"]) == {"multipart/form-data", *RAW_TYPES}
     for code in ("400", "413", "415", "422", "503", "504"):
         assert post["responses"][code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse"), code
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/DetectResponse")
@@ -172,7 +173,7 @@ def test_openapi_documents_answers_and_errors(client):
 
 
 def _size(client, data: bytes) -> dict:
-    r = client.post("/classify", content=data)
+    r = client.post("/classify", content=data, headers=RAW)
     assert r.status_code == 200, r.text
     return r.json()["image"]
 
@@ -257,7 +258,7 @@ def test_empty_missing_and_wrong_field(client):
     ],
 )
 def test_absurd_query_values(client, path, params, field):
-    r = client.post(path, params=params, content=encode(ASTRONAUT))
+    r = client.post(path, params=params, content=encode(ASTRONAUT), headers=RAW)
     assert r.status_code == 422
     assert field in error_of(r)["message"]
 
@@ -308,10 +309,10 @@ def test_api_key(served_models):
     )
     with TestClient(app) as c:
         data = encode(ASTRONAUT)
-        r = c.post("/detect", content=data)
+        r = c.post("/detect", content=data, headers=RAW)
         assert r.status_code == 401 and error_of(r)["code"] == "unauthorized"
-        assert c.post("/detect", content=data, headers={"x-api-key": "wrong"}).status_code == 401
-        assert c.post("/detect", content=data, headers={"x-api-key": "s3cret"}).status_code == 200
+        assert c.post("/detect", content=data, headers={**RAW, "x-api-key": "wrong"}).status_code == 401
+        assert c.post("/detect", content=data, headers={**RAW, "x-api-key": "s3cret"}).status_code == 200
         assert c.get("/models").status_code == 401
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
         pre = c.options("/detect", headers={"origin": "https://example.org", "access-control-request-method": "POST"})
@@ -329,8 +330,8 @@ def test_cors_off_by_default(client):
 
 def test_format_allow_list_is_a_setting(served_models):
     with TestClient(create_app(Settings(models=served_models, allowed_formats=["png"], precision="fp32"))) as c:
-        assert c.post("/classify", content=encode(ASTRONAUT, "PNG")).status_code == 200
-        r = c.post("/classify", content=encode(ASTRONAUT, "JPEG"))
+        assert c.post("/classify", content=encode(ASTRONAUT, "PNG"), headers=RAW).status_code == 200
+        r = c.post("/classify", content=encode(ASTRONAUT, "JPEG"), headers=RAW)
         assert r.status_code == 415 and "JPEG" in error_of(r)["message"]
 
 
@@ -351,7 +352,7 @@ def test_not_ready_before_models_load(served_models):
     assert c.get("/healthz").status_code == 200
     r = c.get("/readyz")
     assert r.status_code == 503 and error_of(r)["code"] == "not_ready"
-    r = c.post("/detect", content=encode(ASTRONAUT))
+    r = c.post("/detect", content=encode(ASTRONAUT), headers=RAW)
     assert r.status_code == 503 and "retry-after" in r.headers
 
 
@@ -389,7 +390,7 @@ def test_full_queue_answers_503_with_retry_after(served_models):
         _slow(reg.models["tiny-classifier"], 0.6)
         reg.models["tiny-classifier"].worker.run_batch = reg.models["tiny-classifier"].run_batch
         data = encode(ASTRONAUT)
-        answers = _concurrently(lambda i: c.post("/classify", content=data), 5)
+        answers = _concurrently(lambda i: c.post("/classify", content=data, headers=RAW), 5)
         codes = sorted(r.status_code for r in answers)
         assert 200 in codes and 503 in codes, codes
         full = next(r for r in answers if r.status_code == 503)
@@ -402,7 +403,7 @@ def test_timeout_answers_504(served_models):
         served = app.state.registry.models["tiny-classifier"]
         _slow(served, 1.0)
         served.worker.run_batch = served.run_batch
-        r = c.post("/classify", content=encode(ASTRONAUT))
+        r = c.post("/classify", content=encode(ASTRONAUT), headers=RAW)
         assert r.status_code == 504 and error_of(r)["code"] == "timeout"
 
 

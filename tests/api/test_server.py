@@ -7,7 +7,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from tests.support.images import encode
+from tests.support.images import RAW, encode
 from tests.support.server import error_of, running_server
 
 MAX_UPLOAD = 1_000_000
@@ -61,7 +61,7 @@ def test_bad_inputs_over_http(url):
         r = httpx.post(f"{url}/detect", timeout=60, **kwargs)
         assert r.status_code == status, (name, r.status_code, r.text)
         assert error_of(r)["code"] == code, name
-    r = httpx.post(f"{url}/detect", params={"score_threshold": -1}, content=JPEG, timeout=60)
+    r = httpx.post(f"{url}/detect", params={"score_threshold": -1}, content=JPEG, headers=RAW, timeout=60)
     assert r.status_code == 422 and "score_threshold" in error_of(r)["message"]
 
 
