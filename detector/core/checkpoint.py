@@ -24,6 +24,7 @@ from detector.core.rng import rng_state
 
 FORMAT = "detector-checkpoint"
 FORMAT_VERSION = 1
+PARTIAL_SUFFIX = ".tmp"  # a save in progress (or killed): .NAME.XXXX.tmp next to NAME
 
 
 class CheckpointError(RuntimeError):
@@ -51,8 +52,11 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
         "created": datetime.now(UTC).isoformat(),
         **payload,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
     try:
+        # mkstemp makes the file 0600; a checkpoint is read by others (the service's container runs as another
+        # uid), so it gets the mode a plain open() would give: 0644 under the usual umask 022.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
@@ -62,6 +66,28 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (setting it, even briefly, would race with other threads' files)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_partial_saves(folder: str | Path) -> list[Path]:
+    """Removes the temporary files (``.NAME.pt.XXXX.tmp``) that ``save`` leaves when it is killed mid-write;
+    returns their paths. Call it only when nothing is saving into ``folder``."""
+    removed = []
+    for tmp in sorted(Path(folder).glob(f".*.pt.*{PARTIAL_SUFFIX}")):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

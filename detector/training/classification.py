@@ -53,7 +53,7 @@ from detector.training.hooks import Checkpointer, Evaluation, MetricsLog, Progre
 from detector.training.lr_finder import lr_range_test
 from detector.training.optim import LRSchedule, OptimConfig, build_optimizer
 from detector.training.plots import plot_lr_finder
-from detector.training.trainer import NonFiniteLossError, TrainData, Trainer, non_finite_exit
+from detector.training.trainer import NonFiniteLossError, TrainData, Trainer, non_finite_exit, resume_checkpoint
 
 FIND_LR_START, FIND_LR_END = 1e-7, 10.0
 VAL_RATIO_SEED = 0  # the val_ratio split stays the same whatever the seed, so runs are compared on the same images
@@ -270,13 +270,9 @@ def train_classifier(cfg: ClassificationTrainConfig) -> dict:
 
 
 def _resume_checkpoint(cfg: ClassificationTrainConfig, out: Path, classes) -> tuple[dict | None, Path | None]:
-    if not cfg.resume:
+    ckpt, path = resume_checkpoint(cfg.resume, out)
+    if ckpt is None:
         return None, None
-    path = out / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
-    try:
-        ckpt = checkpoint.load(path)
-    except checkpoint.CheckpointError as exc:
-        raise SystemExit(f"error: {exc}") from None
     if ckpt.get("kind") != CLASSIFIER_KIND:
         raise SystemExit(f"error: {path} holds a {ckpt.get('kind')!r} model, not a classifier")
     if list(ckpt["class_names"]) != list(classes):

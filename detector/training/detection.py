@@ -40,7 +40,7 @@ from detector.training import distributed as ddp
 from detector.training.config import DetectionTrainConfig
 from detector.training.hooks import Checkpointer, Evaluation, ImageIdLog, MetricsLog, ProgressBar, TrainingCurves
 from detector.training.optim import LRSchedule, OptimConfig, build_optimizer
-from detector.training.trainer import NonFiniteLossError, TrainData, Trainer, non_finite_exit
+from detector.training.trainer import NonFiniteLossError, TrainData, Trainer, non_finite_exit, resume_checkpoint
 
 
 class DetectionTask:
@@ -127,12 +127,11 @@ def init_from_checkpoint(model: nn.Module, path: Path, classes: tuple[str, ...],
 
 
 def _resume_checkpoint(
-    cfg: DetectionTrainConfig, out: Path, classes: tuple[str, ...]
+    cfg: DetectionTrainConfig, out: Path, classes: tuple[str, ...], say
 ) -> tuple[dict | None, Path | None]:
-    if not cfg.resume:
+    ckpt, path = resume_checkpoint(cfg.resume, out, say=say)
+    if ckpt is None:
         return None, None
-    path = out / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
-    ckpt = checkpoint.load(path)
     if list(ckpt["class_names"]) != list(classes):
         raise SystemExit(
             f"error: {path} was trained on classes {ckpt['class_names']}, this dataset has {list(classes)}"
@@ -242,7 +241,8 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     resume from. Seeds the run before building, so the initial weights follow --seed."""
     train_base, val_set = _datasets(cfg)
     classes = train_base.classes
-    ckpt, resume_path = _resume_checkpoint(cfg, out, classes)
+    say = print if ctx.is_main else (lambda *a, **k: None)
+    ckpt, resume_path = _resume_checkpoint(cfg, out, classes, say)
     if ckpt is not None:
         model_cfg, pretrained = config_from_dict(ckpt["kind"], ckpt["model_config"]), None  # it has every weight
     else:
@@ -256,7 +256,7 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     model: Detector = build_detector(cfg.model, model_cfg, pretrained=pretrained, weights_dir=cfg.weights_dir)
     model.to(ctx.device)
     if cfg.init and ckpt is None:
-        init_from_checkpoint(model, Path(cfg.init), classes, say=print if ctx.is_main else lambda *a, **k: None)
+        init_from_checkpoint(model, Path(cfg.init), classes, say=say)
     ddp.seed_rank(cfg.seed, ctx.rank)
     return train_base, val_set, model, (ckpt, resume_path)
 

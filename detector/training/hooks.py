@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from detector.core import checkpoint
 from detector.training import distributed as ddp
 from detector.training.plots import plot_training_curves
 from detector.training.trainer import Hook, Trainer
@@ -60,7 +61,9 @@ class ProgressBar(Hook):
 class MetricsLog(Hook):
     """``OUT/metrics.jsonl`` (rank 0): a ``step`` record every ``every`` iterations and every epoch's record.
 
-    Opened for appending: a resumed run continues the same file."""
+    A resumed run continues the same file from the checkpoint's position: records past its iteration (written
+    after the last save by a run that was then killed) are dropped first, so no step appears twice. A fresh run
+    (iteration 0) starts the file anew."""
 
     def __init__(self, path: Path, *, every: int = 10):
         self.path, self.every = Path(path), every
@@ -68,7 +71,10 @@ class MetricsLog(Hook):
 
     def before_train(self, t: Trainer) -> None:
         if t.ctx.is_main:
-            self.file = open(self.path, "a")  # noqa: SIM115 (closed in close(), the trainer's finally)
+            kept = truncate_records(self.path, t.state.iteration)
+            self.file = open(self.path, "w")  # noqa: SIM115 (closed in close(), the trainer's finally)
+            self.file.writelines(kept)
+            self.file.flush()
 
     def write(self, record: dict[str, Any]) -> None:
         if self.file is not None:
@@ -89,6 +95,22 @@ class MetricsLog(Hook):
         if self.file is not None:
             self.file.close()
             self.file = None
+
+
+def truncate_records(path: Path, iteration: int) -> list[str]:
+    """The lines of a metrics log up to ``iteration``: records whose ``iteration`` is past it are dropped, and so
+    is a last line cut short by a kill. Nothing when the file does not exist."""
+    if not path.exists():
+        return []
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("iteration", 0) <= iteration:
+            kept.append(line + "\n")
+    return kept
 
 
 # What an evaluation returns: (values for the epoch record, the metrics a checkpoint records, the value compared for
@@ -122,10 +144,16 @@ class Evaluation(Hook):
 
 class Checkpointer(Hook):
     """last.pt after every epoch and when training stops mid-epoch, and every ``save_every_iters`` iterations;
-    ``epoch_N.pt`` (weights only) every ``every_epochs`` epochs (0: never)."""
+    ``epoch_N.pt`` (weights only) every ``every_epochs`` epochs (0: never). At the start, removes the temporary
+    files of saves that a kill interrupted."""
 
     def __init__(self, *, every_epochs: int = 0, save_every_iters: int = 0):
         self.every_epochs, self.save_every_iters = every_epochs, save_every_iters
+
+    def before_train(self, t: Trainer) -> None:
+        if t.ctx.is_main:  # what a save killed half-way left behind (no process writes here yet)
+            for path in checkpoint.remove_partial_saves(t.out):
+                t.say(f"removed {path}, left by a save that did not finish")
 
     def after_step(self, t: Trainer, values: dict[str, Any]) -> None:
         if self.save_every_iters and t.state.iteration % self.save_every_iters == 0:

@@ -354,6 +354,22 @@ class Trainer:
         self._call("after_epoch", record)
 
 
+def resume_checkpoint(resume: str | None, out: Path, *, say=print) -> tuple[dict | None, Path | None]:
+    """(the checkpoint to resume from, its path) for ``--resume``: a path, ``auto`` for ``OUT/last.pt`` (starting
+    fresh, and saying so, when there is none yet, so one command both starts and resumes a job), or nothing.
+    Raises SystemExit with one line when the file cannot be read."""
+    if not resume:
+        return None, None
+    path = out / "last.pt" if resume == "auto" else Path(resume)
+    if resume == "auto" and not path.exists():
+        say(f"--resume auto: no {path} yet, starting fresh")
+        return None, None
+    try:
+        return checkpoint.load(path), path
+    except checkpoint.CheckpointError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def backward_step(
     loss: Tensor,
     model: nn.Module,

@@ -2,7 +2,9 @@
 rebuilding a model from the file alone, RNG state, export."""
 
 import dataclasses
+import os
 import random
+import stat
 
 import numpy as np
 import pytest
@@ -64,6 +66,26 @@ def test_failed_save_leaves_existing_file_untouched(tmp_path, monkeypatch):
         checkpoint.save(path, {"x": torch.arange(5)})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_save_gives_the_mode_a_plain_open_would(tmp_path, umask, mode):
+    # mkstemp alone makes 0600, which the service's container (another uid) cannot read.
+    old = os.umask(umask)
+    try:
+        path = checkpoint.save(tmp_path / "a.pt", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_remove_partial_saves_removes_only_what_a_killed_save_left(tmp_path):
+    checkpoint.save(tmp_path / "last.pt", {"x": 1})
+    for name in (".last.pt.k2j4h1x0.tmp", ".best.pt.abcdefgh.tmp", ".notes.txt.tmp", "mine.tmp"):
+        (tmp_path / name).write_bytes(b"partial")
+    removed = checkpoint.remove_partial_saves(tmp_path)
+    assert sorted(p.name for p in removed) == [".best.pt.abcdefgh.tmp", ".last.pt.k2j4h1x0.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.txt.tmp", "last.pt", "mine.tmp"]
 
 
 def test_load_rejects_a_non_detector_file(tmp_path):

@@ -42,6 +42,37 @@ def test_resume_gives_the_same_next_steps_as_not_stopping(tiny_voc, tmp_path):
     assert a["schedule"] == b["schedule"]
 
 
+def _records(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _without_timing(records):
+    return [{k: v for k, v in r.items() if k not in ("images_per_s", "seconds")} for r in records]
+
+
+def test_a_killed_run_resumes_with_one_log_record_per_step_and_the_whole_epochs_loss(tiny_voc, tmp_path, capsys):
+    common = dict(epochs=2, batch_size=2, lr=0.01, seed=1, log_every=1)
+    run(tiny_voc, tmp_path / "straight", **common)
+    out = tmp_path / "killed"
+    # resume=auto with no last.pt yet starts fresh and says so: one command starts and resumes a job.
+    run(tiny_voc, out, **common, iters=2, resume="auto")
+    assert "--resume auto: no" in capsys.readouterr().out
+    # A kill as the next save wrote: last.pt still at iteration 2, the log holds steps 3-5 (one of them cut
+    # short), a temporary file is left.
+    saved = (out / "last.pt").read_bytes()
+    run(tiny_voc, out, **common, iters=5, resume="auto")
+    (out / "last.pt").write_bytes(saved)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"type": "step", "epoch": 2, "iter')
+    (out / ".last.pt.x1y2z3.tmp").write_bytes(b"half a checkpoint")
+    run(tiny_voc, out, **common, resume="auto")
+    assert not (out / ".last.pt.x1y2z3.tmp").exists()
+    straight, resumed = _without_timing(_records(tmp_path / "straight")), _without_timing(_records(out))
+    assert [r["iteration"] for r in resumed if r["type"] == "step"] == list(range(1, 9))
+    # The epoch's loss averages all its steps, those before the resume too (the checkpoint holds the sums).
+    assert resumed == straight
+
+
 @pytest.mark.learning
 def test_training_clearly_beats_the_untrained_model(tiny_voc, tmp_path):
     out = tmp_path / "run"
@@ -53,8 +84,7 @@ def test_training_clearly_beats_the_untrained_model(tiny_voc, tmp_path):
     # (DETECTOR_TEST_NO_LOSS=1) after = before.
     assert m["before"] < 0.05
     assert m["after"] - m["before"] > 0.2, m
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records if r["type"] == "epoch"] == list(range(1, 61))
+    assert [r["epoch"] for r in _records(out) if r["type"] == "epoch"] == list(range(1, 61))
     assert (out / "training_curves.png").stat().st_size > 10_000
 
 
