@@ -9,7 +9,9 @@
 # torch==2.14.1 from PyPI is a CUDA 13.0 build that brings its own CUDA and cuDNN libraries (pip packages), so the
 # base image only has to provide Ubuntu, the NVIDIA container hooks and the check that the host driver can run
 # CUDA 13.0 (driver >= 580). A -cudnn-runtime- tag also works, with a second copy of those libraries.
-ARG BASE_IMAGE=nvidia/cuda:13.0.2-base-ubuntu24.04
+# Pinned by digest, so a re-pushed tag cannot change the build; refresh it with
+# `docker buildx imagetools inspect nvidia/cuda:13.0.2-base-ubuntu24.04` (the manifest list's digest).
+ARG BASE_IMAGE=nvidia/cuda:13.0.2-base-ubuntu24.04@sha256:2ab6381d970b211fb93853796dc6707eb8a72575a375c422b17cf4d8b2641701
 FROM ${BASE_IMAGE}
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -27,18 +29,19 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv
 
-# The large layer that rarely changes first, so editing the code does not download torch again.
-RUN pip install torch==2.14.1 torchvision==0.29.1
-
+# The locked environment (requirements/serve.lock: every package at one version, checked against its hash) is the
+# large layer that rarely changes, so it comes first and editing the code does not download torch again. The lock
+# leaves out opencv-python-headless: the contrib build that selective search needs (cv2.ximgproc) provides cv2.
 WORKDIR /app
+COPY requirements/serve.lock requirements/
+RUN pip install --no-deps --require-hashes -r requirements/serve.lock \
+    && python -c "import cv2; cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()"
+
 COPY pyproject.toml README.md ./
 COPY detector/ detector/
 COPY api/ api/
-# albumentations pulls opencv-python-headless, which owns the same cv2 folder as the contrib build that selective
-# search needs (cv2.ximgproc): reinstall the contrib build last, as the Makefile does, and check it won.
-RUN pip install . \
-    && pip install --force-reinstall --no-deps "opencv-contrib-python-headless>=4.10" \
-    && python -c "import cv2; cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()" \
+# The project alone (--no-deps: the lock brought the rest), built with the lock's setuptools.
+RUN pip install --no-deps --no-build-isolation . \
     && chmod -R a+rX /app
 
 # The committed default models (what the default settings serve), so the image answers without a mount; a volume

@@ -6,20 +6,35 @@ STAMP := $(VENV)/.installed
 DATA ?= data/synth
 DEFAULT_DETECTOR := weights/default-detector.pt
 
-.PHONY: install test demo serve default-detector clean
+.PHONY: install lock test demo serve default-detector clean
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-$(STAMP): pyproject.toml
+# Exactly the versions in requirements/dev.lock, each checked against its hash (--no-deps: the lock is the whole
+# environment, resolved already). torch and torchvision come from pip's usual places: a wheel on this disk when its
+# hash matches PyPI's, PyPI otherwise. The project itself goes in editable, without build isolation so that nothing
+# outside the lock is fetched to build it.
+$(STAMP): pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --disable-pip-version-check -e '.[dev]'
-	# albumentations brought opencv-python-headless; the contrib build must own cv2 (for cv2.ximgproc).
-	$(PY) -m pip install --disable-pip-version-check --force-reinstall --no-deps "opencv-contrib-python-headless>=4.10"
+	$(PY) -m pip install --disable-pip-version-check --no-deps --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
+	# The lock leaves out opencv-python-headless (albumentations' choice): the contrib build provides the same cv2
+	# module, with selective search (cv2.ximgproc), and two packages owning one folder overwrite each other.
 	$(PY) -c "import cv2; cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()"
 	touch $@
 
 install: $(STAMP)
+
+# Re-resolves the locks after a change to pyproject.toml's dependencies (needs PyPI): one for the service (the
+# Dockerfile's) and one with the dev tools (make's), for every Python >= 3.11 and platform (--universal), with the
+# hashes of every file. The dev lock is resolved against the service lock, so both pin the same versions. Pins
+# stay where they are unless `make lock LOCK_FLAGS=--upgrade`.
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--no-emit-package opencv-python-headless --quiet
+lock: $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check "uv>=0.9"
+	$(UV_COMPILE) $(LOCK_FLAGS) -o requirements/serve.lock
+	$(UV_COMPILE) $(LOCK_FLAGS) --extra dev -c requirements/serve.lock -o requirements/dev.lock
 
 # Lint first (seconds), then the suite: ruff's rules and format as in pyproject.toml and .pre-commit-config.yaml.
 test: install
