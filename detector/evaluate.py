@@ -1,4 +1,4 @@
-"""Command line: evaluate detections on a VOC-format split with the PASCAL VOC devkit rules.
+"""Command line: evaluate detections on a VOC-format split with the PASCAL VOC devkit rules and/or COCO's metrics.
 
     python -m detector.evaluate --detections DETS.json --data ROOT --split test [--json OUT] [--plots DIR]
     python -m detector.evaluate --checkpoint PATH --data ROOT --split test [--json OUT] [--plots DIR]
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from detector.cli import task_of, user_errors
 from detector.core.precision import CHOICES
+from detector.evaluation.detection import METRICS
 from detector.evaluation.report import report_classification, report_detection
-from detector.evaluation.voc import METRICS
 from detector.inference.evaluate import (
     evaluate_classifier_checkpoint,
     evaluate_detector_checkpoint,
@@ -41,7 +41,7 @@ with ``--tta``. Prints top-1, top-k and per-class accuracy; ``--json`` writes th
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m detector.evaluate",
-        description="PASCAL VOC detection evaluation (per-class AP and mAP, devkit rules).",
+        description="Detection evaluation: PASCAL VOC (per-class AP and mAP, devkit rules) and COCO (pycocotools).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, required=True, help="root of the VOC-format dataset")
     parser.add_argument("--split", default="test", help="image set to evaluate on (ImageSets/Main/SPLIT.txt)")
     parser.add_argument(
-        "--metric", choices=METRICS, default="voc07", help="voc07: 11-point AP; voc12: all-point AP (VOC2010+)"
-    )
+        "--metric", choices=METRICS, default="voc07",
+        help="voc07: 11-point AP; voc12: all-point AP (VOC2010+); coco: AP@[.5:.95], AP50, AP75, AP by size and "
+        "AR@100 by pycocotools; all: voc07 and coco",
+    )  # fmt: skip
     parser.add_argument("--iou", type=float, default=0.5, help="IoU a detection needs to match a box")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON to this file")
     parser.add_argument("--plots", type=Path, default=None, help="write precision-recall PNGs into this folder")
@@ -76,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-detections",
         type=Path,
         default=None,
-        help="also write the model's detections as DETS.json (1-based boxes)",
+        help="also write the model's detections as DETS.json (1-based boxes); with --metric coco or all, also "
+        "DETS.coco.json and DETS.coco_gt.json, the results and ground truth pycocotools scored",
     )
     model.add_argument(
         "--max-proposals", type=int, default=None,

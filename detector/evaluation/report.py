@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detector.evaluation.classification import format_per_class
+from detector.evaluation.detection import DetectionMetrics
 from detector.evaluation.plots import plot_confusion_matrix, write_plots
 from detector.evaluation.voc import Detection, EvalResult
 
@@ -35,14 +36,14 @@ def _write_json(payload: dict, path: str | Path) -> None:
 
 
 def report_detection(
-    result: EvalResult,
+    result: EvalResult | DetectionMetrics,
     *,
     json_path: str | Path | None = None,
     plots_dir: str | Path | None = None,
     run: dict | None = None,
 ) -> None:
-    """Print the per-class AP table and mAP; optionally write the JSON results (with ``run``, what produced the
-    detections, under "model") and the precision-recall plots."""
+    """Print the per-class AP table and mAP (VOC's, COCO's or both); optionally write the JSON results (with
+    ``run``, what produced the detections, under "model") and the precision-recall plots."""
     print(result.format_table())
     if json_path is not None:
         payload = result.to_json()
@@ -50,7 +51,11 @@ def report_detection(
             payload["model"] = run
         _write_json(payload, json_path)
     if plots_dir is not None:
-        paths = write_plots(result, plots_dir)
+        voc = result.voc if isinstance(result, DetectionMetrics) else result
+        if voc is None:
+            print("no precision-recall plots: they draw the VOC curves (--metric voc07, voc12 or all)")
+            return
+        paths = write_plots(voc, plots_dir)
         print(f"{len(paths)} plots written to {plots_dir}")
 
 

@@ -185,8 +185,8 @@ def _detections_per_class(
     unknown_images: set[str] = set()
     num_unknown = 0
     for i, record in enumerate(detections):
-        image_id, label, score, box = _unpack(record, i)
-        c = _class_position(label, class_index, num_classes, i)
+        image_id, label, score, box = unpack_detection(record, i)
+        c = class_position(label, class_index, num_classes, i)
         per_class[c].append((image_id, float(score), box))
         if image_id not in ground_truth:
             unknown_images.add(image_id)
@@ -270,7 +270,8 @@ def _as_numpy(x: Any, dtype: Any) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
-def _unpack(record: Any, index: int) -> tuple[str, Any, float, Sequence[float]]:
+def unpack_detection(record: Any, index: int) -> tuple[str, Any, float, Sequence[float]]:
+    """(image_id, label, score, box) of a Detection, a tuple or a mapping with those keys (``index``: for errors)."""
     if isinstance(record, Mapping):
         try:
             return record["image_id"], record["label"], record["score"], record["box"]
@@ -280,7 +281,7 @@ def _unpack(record: Any, index: int) -> tuple[str, Any, float, Sequence[float]]:
     return image_id, label, score, box
 
 
-def _class_position(label: Any, class_index: dict[str, int], num_classes: int, index: int) -> int:
+def class_position(label: Any, class_index: dict[str, int], num_classes: int, index: int) -> int:
     """0-based class position of a class name or a 1-based label."""
     if isinstance(label, str):
         if label not in class_index:

@@ -19,6 +19,8 @@ from detector.data.transforms import collate
 from detector.data.voc import VOCDetection
 from detector.data.with_proposals import with_cached_proposals
 from detector.evaluation.classification import accuracy_report
+from detector.evaluation.coco import save_coco_files
+from detector.evaluation.detection import DetectionMetrics, evaluate_metric
 from detector.evaluation.report import save_detections_json
 from detector.evaluation.voc import (
     Detection,
@@ -152,11 +154,13 @@ def evaluate_detector_checkpoint(
     proposal_cache: str | Path | None = None,
     save_detections: str | Path | None = None,
     progress: bool = True,
-) -> tuple[EvalResult, dict]:
-    """VOC mAP of the detector in ``checkpoint`` on the VOC-format ``data``/``split`` (difficult boxes ignored, as
-    the devkit does). Selective-search kinds read their proposals from the cache (filled first when incomplete).
-    Returns (result, what ran: ``{"kind", "checkpoint", "precision", "proposals": {"source", "per_image"},
-    "seconds_per_image"}``, one schema for every kind). ``save_detections``: also write them as DETS.json."""
+) -> tuple[DetectionMetrics, dict]:
+    """``metric`` (voc07, voc12, coco or all: ``detector.evaluation.detection``) of the detector in ``checkpoint`` on
+    the VOC-format ``data``/``split`` (difficult boxes ignored, as the devkit does). Selective-search kinds read
+    their proposals from the cache (filled first when incomplete). Returns (result, what ran: ``{"kind",
+    "checkpoint", "precision", "proposals": {"source", "per_image"}, "seconds_per_image"}``, one schema for every
+    kind). ``save_detections``: also write them as DETS.json (and, for coco or all, as COCO results beside it with
+    the ground truth they were scored against)."""
     predictor = DetectionPredictor.from_checkpoint(
         checkpoint, device=device, precision=precision, max_proposals=max_proposals
     )
@@ -167,10 +171,14 @@ def evaluate_detector_checkpoint(
     start = time.perf_counter()
     detections = predict_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress)
     seconds = (time.perf_counter() - start) / max(len(dataset), 1)
+    truth = ground_truth_from_dataset(dataset)
     if save_detections is not None:
         save_detections_json(detections, dataset.classes, save_detections)
-    truth = ground_truth_from_dataset(dataset)
-    result = evaluate_detections(detections, truth, dataset.classes, iou_threshold=iou_threshold, metric=metric)
+        if metric in ("coco", "all"):
+            sizes = {str(dataset.target(i)["image_id"]): dataset.image_size(i) for i in range(len(dataset))}
+            files = save_coco_files(detections, truth, dataset.classes, save_detections, image_sizes=sizes)
+            print(f"detections also written as COCO results: {files[0]} (ground truth: {files[1]})")
+    result = evaluate_metric(detections, truth, dataset.classes, iou_threshold=iou_threshold, metric=metric)
     run = {
         "kind": model.kind,
         "checkpoint": str(checkpoint),
@@ -188,9 +196,9 @@ def evaluate_detector_checkpoint(
 
 def evaluate_saved_detections(
     path: str | Path, data: str | Path, split: str = "test", *, metric: str = "voc07", iou_threshold: float = 0.5
-) -> EvalResult:
-    """VOC mAP of the detections in DETS.json (``{"image_id", "label", "score", "box"}`` records, 1-based boxes)."""
+) -> DetectionMetrics:
+    """``metric`` of the detections in DETS.json (``{"image_id", "label", "score", "box"}`` records, 1-based boxes)."""
     dataset = VOCDetection(data, split, keep_difficult=True)
     detections = load_detections_json(path, dataset.classes)
     truth = ground_truth_from_dataset(dataset)
-    return evaluate_detections(detections, truth, dataset.classes, iou_threshold=iou_threshold, metric=metric)
+    return evaluate_metric(detections, truth, dataset.classes, iou_threshold=iou_threshold, metric=metric)

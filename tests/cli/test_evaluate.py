@@ -62,6 +62,22 @@ def test_cli_end_to_end(voc_root, dets_json, tmp_path, capsys):
     assert "mAP (voc12, IoU >= 0.5, 2 classes): 50.00%" in capsys.readouterr().out
 
 
+def test_cli_coco_metric_reports_pycocotools_figures_with_map_first(voc_root, dets_json, tmp_path, capsys):
+    out = tmp_path / "coco.json"
+    args = ["--detections", str(dets_json), "--data", str(voc_root), "--split", "test", "--metric", "coco"]
+    assert evaluate_main([*args, "--json", str(out), "--plots", str(tmp_path / "plots")]) == 0
+    printed = capsys.readouterr().out
+    assert "COCO AP@[.5:.95]" in printed and "no precision-recall plots" in printed
+    results = json.loads(out.read_text())
+    assert results["metric"] == "coco" and set(results["ap"]) == {"cat", "dog"}
+    for key in ("map", "map50", "map75", "ar100"):
+        assert 0.0 <= results[key] <= 1.0, key
+    assert results["map50"] >= results["map"] >= results["map75"]
+    assert evaluate_main([*args[:-1], "all", "--json", str(out)]) == 0
+    both = json.loads(out.read_text())
+    assert both["metric"] == "voc07" and both["map"] == pytest.approx(23 / 44) and both["coco"] == results
+
+
 @pytest.mark.parametrize(
     "case, expected",
     [

@@ -1,13 +1,18 @@
 """Running a predictor over a whole dataset (detector.inference.evaluate): classifier accuracy with a hand-made
 classifier whose every answer is known (softmax regression that names the brightest colour channel), the test-time
-views it feeds, and detection mAP of every detector kind with one report schema."""
+views it feeds, detection mAP of every detector kind with one report schema, and COCO metrics as pycocotools gives
+them."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
 import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 from torch import nn
 
 from detector.core import checkpoint
@@ -21,6 +26,7 @@ from detector.inference.evaluate import (
 )
 from detector.inference.predictor import ClassificationPredictor
 from tests.support.checkpoints import CHANNEL_CLASSES, CHANNEL_SIZE, KINDS
+from tests.support.paths import DEFAULT_DETECTOR
 
 CPU = torch.device("cpu")
 
@@ -135,3 +141,27 @@ def test_evaluate_checkpoint_matches_evaluating_its_saved_detections(tiny_checkp
         assert a["ap"][name] == pytest.approx(b["ap"][name], abs=1e-3)
     assert len(json.loads(dets.read_text())) > 0
     assert "mAP" in capsys.readouterr().out
+
+
+def test_coco_metrics_are_what_pycocotools_gives_on_the_saved_files(tiny_voc, tmp_path):
+    """--metric all --save-detections: COCOeval run by hand on DETS.coco.json and DETS.coco_gt.json gives the reported
+    numbers to 1e-9, and the VOC part is the plain voc07 evaluation."""
+    dets = tmp_path / "dets.json"
+    result, _ = evaluate_detector_checkpoint(
+        DEFAULT_DETECTOR, tiny_voc, "test", metric="all", workers=0, save_detections=dets, progress=False
+    )
+    voc, _ = evaluate_detector_checkpoint(DEFAULT_DETECTOR, tiny_voc, "test", workers=0, progress=False)
+    assert {k: v for k, v in result.to_json().items() if k != "coco"} == voc.to_json()
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(tmp_path / "dets.coco_gt.json"))
+        by_hand = COCOeval(truth, truth.loadRes(str(tmp_path / "dets.coco.json")), iouType="bbox")
+        by_hand.evaluate()
+        by_hand.accumulate()
+        by_hand.summarize()
+    reported = result.to_json()["coco"]
+    assert reported["map"] > 0.2  # a trained model: the comparison is not between two zeros
+    for i, key in enumerate(("map", "map50", "map75", "map_small", "map_medium", "map_large")):
+        expected = by_hand.stats[i]
+        assert (reported[key] is None and expected == -1) or abs(reported[key] - expected) <= 1e-9, key
+    assert abs(reported["ar100"] - by_hand.stats[8]) <= 1e-9
+    assert len(json.loads((tmp_path / "dets.coco.json").read_text())) == len(json.loads(dets.read_text()))
