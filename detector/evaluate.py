@@ -18,6 +18,7 @@ from pathlib import Path
 
 from detector.cli import task_of, user_errors
 from detector.core.precision import CHOICES
+from detector.data.formats import FORMATS
 from detector.evaluation.detection import METRICS
 from detector.evaluation.report import report_classification, report_detection
 from detector.inference.evaluate import (
@@ -55,8 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
         "as in the annotation files",
     )  # fmt: skip
     source.add_argument("--checkpoint", type=Path, help="a detector checkpoint: run it over the split, then evaluate")
-    parser.add_argument("--data", type=Path, required=True, help="root of the VOC-format dataset")
-    parser.add_argument("--split", default="test", help="image set to evaluate on (ImageSets/Main/SPLIT.txt)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="the dataset: VOC folder, COCO JSON or folder, YOLO data.yaml or folder",
+    )
+    parser.add_argument(
+        "--split", default="test",
+        help="split to evaluate on (VOC: ImageSets/Main/SPLIT.txt; COCO: instances_SPLIT.json; YOLO: a yaml key)",
+    )  # fmt: skip
+    parser.add_argument("--format", choices=FORMATS, default="auto", help="the dataset's format; auto: told by --data")
+    parser.add_argument(
+        "--val-ratio", type=float, default=None,
+        help="a dataset without splits: --split train or val is the draw detector.train --val-ratio made",
+    )  # fmt: skip
+    parser.add_argument("--split-seed", type=int, default=0, help="the --val-ratio draw's seed (as in training)")
+    parser.add_argument("--images", default=None, help="a single COCO JSON file: its image folder")
     parser.add_argument(
         "--metric", choices=METRICS, default="voc07",
         help="voc07: 11-point AP; voc12: all-point AP (VOC2010+); coco: AP@[.5:.95], AP50, AP75, AP by size and "
@@ -144,11 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 < args.iou <= 1.0:
         parser.error(f"--iou must be in (0, 1], got {args.iou}")
+    data_options = dict(format=args.format, val_ratio=args.val_ratio, split_seed=args.split_seed, images=args.images)
     with user_errors():
         if args.detections is not None:
             result, run = (
                 evaluate_saved_detections(
-                    args.detections, args.data, args.split, metric=args.metric, iou_threshold=args.iou
+                    args.detections,
+                    args.data,
+                    args.split,
+                    metric=args.metric,
+                    iou_threshold=args.iou,
+                    data_options=data_options,
                 ),
                 None,
             )
@@ -166,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_proposals=args.max_proposals,
                 proposal_cache=args.proposal_cache,
                 save_detections=args.save_detections,
+                data_options=data_options,
             )
         report_detection(result, json_path=args.json, plots_dir=args.plots, run=run)
     return 0

@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="VOC-format folder (Annotations/, JPEGImages/, ImageSets/Main/) or VOCdevkit folder")
     p.add_argument("--split", default="trainval", help="ImageSets/Main split(s); '+' joins several, e.g. trainval+test")
     p.add_argument("--years", default=None, help="with a VOCdevkit root: comma-separated years, e.g. 2007,2012")
+    p.add_argument(
+        "--format", choices=("auto", "voc", "coco", "yolo"), default="auto",
+        help="the dataset's format (detector.data.formats); auto: told by --data",
+    )  # fmt: skip
     p.add_argument("--mode", choices=MODES, default=default.mode, help="OpenCV selective search strategy")
     p.add_argument("--max-proposals", type=int, default=default.max_proposals, help="keep the top N per image")
     p.add_argument("--scale", type=int, default=default.scale, help="longer image side while searching (0 = as stored)")
@@ -67,11 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("error: pass --data ROOT (and --split), or --image PATH")
     # torch (about 3 s and 600 MB) only for a split: --image does not need it, and the spawned --workers
     # re-import this module before they search.
-    from detector.data.voc import VOCDetection  # noqa: PLC0415 (start-up time of --image and of each worker)
+    from detector.data.formats import open_detection  # noqa: PLC0415 (start-up time of --image and of each worker)
 
     years = args.years.split(",") if args.years else None
     try:
-        dataset = VOCDetection(args.data, _splits(args.split), keep_difficult=True, years=years)
+        dataset = open_detection(args.data, _splits(args.split), format=args.format, keep_difficult=True, years=years)
         compute_proposals(
             dataset, settings, cache_dir=args.cache_dir, workers=args.workers, progress=not args.no_progress
         )

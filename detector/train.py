@@ -30,6 +30,7 @@ from detector.classify.init import ACTIVATIONS, INIT_SCHEMES
 from detector.classify.models import CLASSIFIERS
 from detector.cli import task_of
 from detector.data.augment import PRESETS
+from detector.data.formats import FORMATS
 from detector.inference.tta import TTA_MODES
 from detector.models.backbones import BACKBONES
 from detector.models.factory import DETECTOR_KINDS
@@ -181,11 +182,25 @@ def detection_parser() -> argparse.ArgumentParser:
         help="what to train; '--task classify --help' lists the classification options (classify: single process only)",
     )  # fmt: skip
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=True, help="VOC-format root (or a VOCdevkit folder)")
     g.add_argument(
-        "--train-split", default=d["train_split"], help="ImageSets/Main split(s) to train on; '+' joins several"
-    )
+        "--data", required=True,
+        help="the dataset: a VOC folder or VOCdevkit, a folder of XML files, a COCO JSON file or folder with "
+        "annotations/, a YOLO data.yaml or folder with images/ and labels/",
+    )  # fmt: skip
+    g.add_argument("--format", choices=FORMATS, default=d["format"], help="the dataset's format; auto: told by --data")
+    g.add_argument(
+        "--train-split", default=d["train_split"],
+        help="split(s) to train on ('+' joins several): VOC's ImageSets/Main name, COCO's instances_SPLIT.json, "
+        "YOLO's yaml key",
+    )  # fmt: skip
     g.add_argument("--val-split", default=d["val_split"], help="split for validation mAP ('none' to skip)")
+    g.add_argument(
+        "--val-ratio", type=float, default=d["val_ratio"],
+        help="a dataset without train/val splits: draw val as this share of its images, train the rest (then the "
+        "splits default to train and val)",
+    )  # fmt: skip
+    g.add_argument("--split-seed", type=int, default=d["split_seed"], help="seed of the --val-ratio draw")
+    g.add_argument("--images", default=d["images"], help="a single COCO JSON file: its image folder (default: its own)")
     g.add_argument("--years", default=d["years"], help="with a VOCdevkit root: comma-separated years, e.g. 2007,2012")
     g.add_argument(
         "--keep-difficult", action="store_true", help="train on boxes marked difficult too (the papers leave them out)"

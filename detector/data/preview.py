@@ -27,8 +27,8 @@ from detector.core.images import load_rgb
 from detector.core.visualize import draw_detections
 from detector.data.augment import classification_transform, detection_pipeline
 from detector.data.folder import IMAGE_EXTENSIONS
+from detector.data.formats import open_detection
 from detector.data.transforms import keep_numpy
-from detector.data.voc import VOCDetection
 
 __all__ = ["TASKS", "DataError", "Grid", "augmentation_grid", "detection_rows", "classification_rows", "compose_grid"]
 
@@ -74,7 +74,7 @@ def _pick(count: int, n: int, seed: int) -> list[int]:
 
 def detection_rows(root: Path, split: str, preset: str, n: int, views: int, seed: int) -> Iterator[Row]:
     """Per sample: the original and ``views`` augmentations of it, boxes drawn with their class names; no caption."""
-    dataset = VOCDetection(root, split, transforms=keep_numpy)
+    dataset = open_detection(root, split, transforms=keep_numpy)
     if len(dataset) == 0:
         raise DataError(f"{root}: split {split!r} lists no images; pick another --split")
     transform = detection_pipeline(preset, train=True)
@@ -112,7 +112,7 @@ def _load_rgb(path: Path) -> np.ndarray:
 
 def _voc_object_crops(root: Path, split: str) -> list[tuple[np.ndarray, str]]:
     """Every non-difficult object of a VOC-format split, cropped to its box: (uint8 [h, w, 3], class name)."""
-    dataset = VOCDetection(root, split, transforms=keep_numpy)
+    dataset = open_detection(root, split, transforms=keep_numpy)
     crops = []
     for i in range(len(dataset)):
         image, target = dataset[i]

@@ -15,8 +15,8 @@ import torch
 from tqdm import tqdm
 
 from detector.data.folder import ImageFolderDataset
+from detector.data.formats import open_detection
 from detector.data.transforms import collate
-from detector.data.voc import VOCDetection
 from detector.data.with_proposals import with_cached_proposals
 from detector.evaluation.classification import accuracy_report
 from detector.evaluation.coco import save_coco_files
@@ -154,17 +154,18 @@ def evaluate_detector_checkpoint(
     proposal_cache: str | Path | None = None,
     save_detections: str | Path | None = None,
     progress: bool = True,
+    data_options: dict | None = None,
 ) -> tuple[DetectionMetrics, dict]:
     """``metric`` (voc07, voc12, coco or all: ``detector.evaluation.detection``) of the detector in ``checkpoint`` on
     the VOC-format ``data``/``split`` (difficult boxes ignored, as the devkit does). Selective-search kinds read
     their proposals from the cache (filled first when incomplete). Returns (result, what ran: ``{"kind",
     "checkpoint", "precision", "proposals": {"source", "per_image"}, "seconds_per_image"}``, one schema for every
     kind). ``save_detections``: also write them as DETS.json (and, for coco or all, as COCO results beside it with
-    the ground truth they were scored against)."""
+    the ground truth they were scored against). ``data_options``: ``open_detection``'s (format, val_ratio, ...)."""
     predictor = DetectionPredictor.from_checkpoint(
         checkpoint, device=device, precision=precision, max_proposals=max_proposals
     )
-    dataset = VOCDetection(data, split, classes=predictor.class_names, keep_difficult=True)
+    dataset = open_detection(data, split, classes=predictor.class_names, keep_difficult=True, **(data_options or {}))
     model = predictor.model
     if model.config.external_proposals:
         dataset = with_cached_proposals(dataset, model.config, cache_dir=proposal_cache, workers=workers)
@@ -195,10 +196,16 @@ def evaluate_detector_checkpoint(
 
 
 def evaluate_saved_detections(
-    path: str | Path, data: str | Path, split: str = "test", *, metric: str = "voc07", iou_threshold: float = 0.5
+    path: str | Path,
+    data: str | Path,
+    split: str = "test",
+    *,
+    metric: str = "voc07",
+    iou_threshold: float = 0.5,
+    data_options: dict | None = None,
 ) -> DetectionMetrics:
     """``metric`` of the detections in DETS.json (``{"image_id", "label", "score", "box"}`` records, 1-based boxes)."""
-    dataset = VOCDetection(data, split, keep_difficult=True)
+    dataset = open_detection(data, split, keep_difficult=True, **(data_options or {}))
     detections = load_detections_json(path, dataset.classes)
     truth = ground_truth_from_dataset(dataset)
     return evaluate_metric(detections, truth, dataset.classes, iou_threshold=iou_threshold, metric=metric)

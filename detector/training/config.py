@@ -75,6 +75,10 @@ class DetectionTrainConfig(TrainConfig):
 
     task = "detect"
 
+    format: str = "auto"  # voc, coco, yolo (detector.data.formats), or told by what data points at
+    images: str | None = None  # a single COCO JSON file's image folder (default: beside it)
+    val_ratio: float | None = None  # a dataset without train/val splits: draw val as this share of its images
+    split_seed: int = 0  # the draw's seed
     years: str | None = None  # with a VOCdevkit root: "2007,2012"
     keep_difficult: bool = False
     val_limit: int = 0

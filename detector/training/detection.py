@@ -29,9 +29,10 @@ from detector.core.devices import device_from_name
 from detector.core.precision import Precision
 from detector.core.rng import seed_everything
 from detector.data.augment import detection_transform
+from detector.data.formats import open_detection
 from detector.data.sampler import aspect_ratio_groups
 from detector.data.transforms import AugmentedDataset, collate, keep_numpy
-from detector.data.voc import VOCDetection
+from detector.data.voc.base import AnnotatedDetection
 from detector.data.with_proposals import with_cached_proposals
 from detector.inference.predictor import DetectionPredictor
 from detector.models.base import Detector, DetectorConfig
@@ -80,14 +81,21 @@ def _splits(s: str) -> str | tuple[str, ...]:
     return parts[0] if len(parts) == 1 else parts
 
 
-def _datasets(cfg: DetectionTrainConfig) -> tuple[VOCDetection, VOCDetection | None]:
+def _datasets(cfg: DetectionTrainConfig) -> tuple[AnnotatedDetection, AnnotatedDetection | None]:
+    """The training and validation sets in any format (``detector.data.formats``). With --val-ratio and the default
+    splits (trainval/test, VOC's), the splits are the drawn ``train`` and ``val``."""
     years = cfg.years.split(",") if cfg.years else None
-    train = VOCDetection(
-        cfg.data, _splits(cfg.train_split), keep_difficult=cfg.keep_difficult, years=years, transforms=keep_numpy
+    train_split, val_split = cfg.train_split, cfg.val_split
+    if cfg.val_ratio is not None and (train_split, val_split) == ("trainval", "test"):
+        train_split, val_split = "train", "val"
+    common = dict(format=cfg.format, val_ratio=cfg.val_ratio, split_seed=cfg.split_seed, years=years,
+                  images=cfg.images)  # fmt: skip
+    train = open_detection(
+        cfg.data, _splits(train_split), keep_difficult=cfg.keep_difficult, transforms=keep_numpy, **common
     )
-    if cfg.val_split == "none":
+    if val_split == "none":
         return train, None
-    val = VOCDetection(cfg.data, _splits(cfg.val_split), classes=train.classes, keep_difficult=True, years=years)
+    val = open_detection(cfg.data, _splits(val_split), classes=train.classes, keep_difficult=True, **common)
     return train, (val.first(cfg.val_limit) if cfg.val_limit else val)
 
 
@@ -184,7 +192,7 @@ def _validation(cfg: DetectionTrainConfig, val_set):
         predictor = DetectionPredictor(t.model, device=t.device, precision=precision)
         workers = min(cfg.workers, 2)
         result, sec = ddp.evaluate(t.ctx, predictor, val_set, workers=workers, progress=not cfg.no_progress)
-        metrics = {"split": cfg.val_split, "metric": result.metric, "map": result.map, "ap": result.ap,
+        metrics = {"split": "+".join(val_set.splits), "metric": result.metric, "map": result.map, "ap": result.ap,
                    "epoch": t.state.epoch, "seconds_per_image": sec}  # fmt: skip
         if result.map is None:
             line = f"epoch {t.state.epoch}: no positives in validation split"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from detector.data.voc.annotations import VOC_CLASSES
 
-__all__ = ["find_subsets", "read_split", "find_image"]
+__all__ = ["ALL", "MissingSplitError", "find_subsets", "read_split", "find_image", "annotations_dir", "images_dir"]
 
 # Tried after `{id}.jpg` and the XML's <filename>, for VOC-format folders exported by other tools.
 _IMAGE_EXTENSIONS = (".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp")
@@ -34,6 +34,8 @@ def find_subsets(root: Path, years: Sequence[str | int] | str | int | None) -> l
     if not (root / "Annotations").is_dir() and (root / "VOCdevkit").is_dir():
         root = root / "VOCdevkit"
 
+    if not (root / "Annotations").is_dir() and any(root.glob("*.xml")):
+        return [root]  # a plain folder of XML files and their images, as labelling tools write them
     if (root / "Annotations").is_dir():
         if years is not None and {f"VOC{y}" for y in years} != {root.name}:
             raise ValueError(
@@ -49,8 +51,8 @@ def find_subsets(root: Path, years: Sequence[str | int] | str | int | None) -> l
             found[match.group(1)] = child
     if not found:
         raise FileNotFoundError(
-            f"{root}: neither a VOC-format folder (Annotations/, JPEGImages/, ImageSets/Main/) "
-            "nor a VOCdevkit folder (VOC2007/, VOC2012/, ...); check the root path"
+            f"{root}: neither a VOC-format folder (Annotations/, JPEGImages/, ImageSets/Main/), a folder of XML files, "
+            "nor a VOCdevkit folder (VOC2007/, VOC2012/, ...); check the root path, or give --format coco|yolo"
         )
     if years is None:
         return list(found.values())
@@ -62,12 +64,36 @@ def find_subsets(root: Path, years: Sequence[str | int] | str | int | None) -> l
     return [found[y] for y in dict.fromkeys(years)]
 
 
+ALL = "all"  # the one split of a folder without ImageSets/Main: every annotated image
+
+
+class MissingSplitError(FileNotFoundError):
+    """The dataset has no split of that name (``--val-ratio`` can draw ``train`` and ``val`` from it)."""
+
+
+def annotations_dir(subset: Path) -> Path:
+    """``subset/Annotations``, or ``subset`` itself for a plain folder of XML files and images."""
+    return subset / "Annotations" if (subset / "Annotations").is_dir() else subset
+
+
+def images_dir(subset: Path) -> Path:
+    return subset / "JPEGImages" if (subset / "Annotations").is_dir() else subset
+
+
 def read_split(subset: Path, split: str, classes: Sequence[str]) -> list[str]:
-    """Image ids listed in ``subset/ImageSets/Main/{split}.txt`` (first column of each line).
+    """Image ids listed in ``subset/ImageSets/Main/{split}.txt`` (first column of each line); without
+    ``ImageSets/Main`` the one split is ``all``: every XML file's image, in name order.
 
     ``classes`` (and VOC's own) let a per-class file such as ``dog_train.txt`` be told from a split file.
     """
     main = subset / "ImageSets" / "Main"
+    if not main.is_dir():
+        if split == ALL:
+            return sorted(p.stem for p in annotations_dir(subset).glob("*.xml"))
+        raise MissingSplitError(
+            f"{subset} has no ImageSets/Main/ split files, so its images form one split, {ALL!r}: pass --val-ratio R "
+            f"to draw train and val from it (or ask for split {ALL!r})"
+        )
     path = main / f"{split}.txt"
     # Both the dataset's classes and VOC's: `dog_train.txt` sits next to `train.txt` in VOC itself.
     class_keys = {c.casefold() for c in (*classes, *VOC_CLASSES)}
@@ -77,7 +103,7 @@ def read_split(subset: Path, split: str, classes: Sequence[str]) -> list[str]:
                 f"{main}: folder not found; a VOC-format dataset lists its images in ImageSets/Main/{{split}}.txt"
             )
         splits = sorted(p.stem for p in main.glob("*.txt") if not _is_class_split_file(p, class_keys))
-        raise FileNotFoundError(f"{path}: split file not found; split files in {main}: {', '.join(splits) or 'none'}")
+        raise MissingSplitError(f"{path}: split file not found; split files in {main}: {', '.join(splits) or 'none'}")
     rows = _read_rows(path)
     if _is_class_split_file(path, class_keys):
         raise ValueError(
@@ -101,13 +127,13 @@ def _is_class_split_file(path: Path, class_keys: set[str]) -> bool:
     return any(stem.startswith(key + "_") for key in class_keys) and _looks_like_class_file(_read_rows(path))
 
 
-def find_image(subset: Path, image_id: str, filename: str) -> Path:
-    """The image file of ``image_id`` in ``subset/JPEGImages``.
+def find_image(subset: Path, image_id: str, filename: str, folder: Path | None = None) -> Path:
+    """The image file of ``image_id`` in ``folder`` (default ``subset/JPEGImages``, or ``subset`` for a plain folder).
 
     Tried in order: ``{image_id}.jpg``, the base name of ``filename`` (the XML's <filename>; may be empty), then
     ``{image_id}`` with each of ``_IMAGE_EXTENSIONS``. Raises FileNotFoundError listing what was tried.
     """
-    folder = subset / "JPEGImages"
+    folder = images_dir(subset) if folder is None else folder
     candidates = [folder / f"{image_id}.jpg"]
     if filename:
         # Only the base name: <filename> sometimes holds the labeller's absolute path.
