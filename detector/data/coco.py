@@ -78,11 +78,12 @@ class COCODetection(AnnotatedDetection):
         files = [coco_annotation_file(root, s) for s in splits]
         cocos = [_read(path) for path in files]
         names, source = _classes(cocos[0], files[0], classes)
-        items, records = [], []
+        items, records, self._files = [], [], []
         for path, coco, s in zip(files, cocos, splits):
             folder = _image_folder(root, s, images)
             records += _records(path, coco, names)
             items += [(folder, record.image_id) for record, _ in records[len(items) :]]
+            self._files += [path] * (len(records) - len(self._files))
         # The dataset's folder (proposal caches live under it): the JSON file's own folder for a single file.
         folder_root = root.parent if root.is_file() else root
         super().__init__(
@@ -105,12 +106,14 @@ class COCODetection(AnnotatedDetection):
         path = self._image_paths[self._index(i)]
         if not path.is_file():
             error = FileNotFoundError(f"{path}: image of {self.source(i)} not found; put it there or pass images=DIR")
-            error.filename = str(path)
             raise error
         return path
 
     def source(self, i: int) -> Path:
         return self._sources[self._index(i)]
+
+    def source_file(self, i: int) -> Path:
+        return self._files[self._index(i)]
 
 
 def _read(path: Path) -> COCO:

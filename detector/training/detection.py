@@ -29,9 +29,11 @@ from detector.core.devices import device_from_name
 from detector.core.precision import Precision
 from detector.core.rng import seed_everything
 from detector.data.augment import detection_transform
+from detector.data.check import preflight
 from detector.data.formats import open_detection
 from detector.data.sampler import aspect_ratio_groups
 from detector.data.transforms import AugmentedDataset, collate, keep_numpy
+from detector.data.voc import AnnotationError
 from detector.data.voc.base import AnnotatedDetection
 from detector.data.with_proposals import with_cached_proposals
 from detector.inference.predictor import DetectionPredictor
@@ -247,9 +249,17 @@ def train_detector(cfg: DetectionTrainConfig) -> dict:
 def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     """The datasets, the model (built, or rebuilt to resume, or initialised from --init) and the checkpoint to
     resume from. Seeds the run before building, so the initial weights follow --seed."""
-    train_base, val_set = _datasets(cfg)
-    classes = train_base.classes
     say = print if ctx.is_main else (lambda *a, **k: None)
+    try:  # a dataset the user has to fix: one line naming the file, before anything trains
+        train_base, val_set = _datasets(cfg)
+        for name, dataset in (("train", train_base), ("val", val_set)):
+            if dataset is not None:  # every file read once now: a bad one stops the run before it starts
+                cache = out / ".preflight" if ctx.is_main else None
+                report = preflight(dataset, cache_dir=cache, progress=ctx.is_main and not cfg.no_progress, name=name)
+                say(f"{name}: {report.images} images, {report.boxes} boxes checked" + (" (cached)" * report.cached))
+    except (OSError, AnnotationError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    classes = train_base.classes
     ckpt, resume_path = _resume_checkpoint(cfg, out, classes, say)
     if ckpt is not None:
         model_cfg, pretrained = config_from_dict(ckpt["kind"], ckpt["model_config"]), None  # it has every weight

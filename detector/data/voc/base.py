@@ -121,6 +121,10 @@ class AnnotatedDetection(torch.utils.data.Dataset):
         """The file that describes image ``i`` (its XML, label file or JSON), named in every message about it."""
         raise NotImplementedError
 
+    def source_file(self, i: int) -> Path:
+        """The file on disk that ``source(i)`` names (a COCO image's source also names the image in the file)."""
+        return self.source(i)
+
     # --- shared: targets, images, repairs
 
     def image_size(self, i: int) -> tuple[int, int]:

@@ -114,7 +114,6 @@ class VOCDetection(AnnotatedDetection):
                 f"{folder / (missing[0] + '.xml')}: annotation not found{more}; "
                 "add the XML files or remove these ids from the split file"
             )
-            error.filename = str(folder / f"{missing[0]}.xml")
             raise error
 
     def annotation(self, i: int) -> VOCAnnotation:

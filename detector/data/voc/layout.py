@@ -148,5 +148,4 @@ def find_image(subset: Path, image_id: str, filename: str, folder: Path | None =
         f"{candidates[0]}: image for {image_id!r} not found (also tried {tried} in {folder}); "
         f"put the image there or remove {image_id!r} from the split file"
     )
-    error.filename = str(candidates[0])
     raise error
