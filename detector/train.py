@@ -209,6 +209,11 @@ def detection_parser() -> argparse.ArgumentParser:
         "--val-limit", type=int, default=d["val_limit"], help="evaluate on the first N validation images only (0 = all)"
     )
     g.add_argument("--hflip", type=float, default=d["hflip"], help="horizontal-flip probability")
+    g.add_argument(
+        "--augment", choices=PRESETS, default=d["augment"],
+        help="a detection augmentation preset (python -m detector.augment --preset P draws it) instead of the "
+        "papers' flip alone (--hflip); stored in the checkpoint, and a --resume without it goes on with it",
+    )  # fmt: skip
     g.add_argument("--workers", type=int, default=d["workers"], help="data-loading worker processes")
     _detection_model(p, d)
     o = _optimisation(

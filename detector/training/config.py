@@ -83,6 +83,7 @@ class DetectionTrainConfig(TrainConfig):
     keep_difficult: bool = False
     val_limit: int = 0
     hflip: float = 0.5
+    augment: str | None = None  # a detection preset of detector.data.augment instead of the plain --hflip
     model: str = "faster_rcnn"
     backbone: str = "vgg16"
     init: str | None = None  # a trained detector checkpoint to fine-tune from

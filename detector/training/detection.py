@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +287,12 @@ def _train(cfg: DetectionTrainConfig, ctx: ddp.Context) -> dict:
     train_base, val_set, model, (ckpt, resume_path) = _model(cfg, ctx, out)
     classes, model_cfg = train_base.classes, model.config
     say = print if ctx.is_main else (lambda *a, **k: None)  # rank 0 speaks for the job
-    train_set = AugmentedDataset(train_base, detection_transform(True, hflip=cfg.hflip), seed=cfg.seed)
+    saved_augment = ((ckpt or {}).get("train_config") or {}).get("augment")
+    if ckpt is not None and cfg.augment is None and saved_augment is not None:
+        cfg = replace(cfg, augment=saved_augment)  # a resumed run goes on with the checkpoint's augmentation
+        say(f"--augment {saved_augment}: as {resume_path} was trained")
+    augment = detection_transform(True, hflip=cfg.hflip, preset=cfg.augment)
+    train_set = AugmentedDataset(train_base, augment, seed=cfg.seed)
     groups = aspect_ratio_groups([train_base.image_size(i) for i in range(len(train_base))])
     sampler = ddp.batch_sampler(ctx, groups, cfg.batch_size, seed=cfg.seed)
     global_batch = cfg.batch_size * ctx.world

@@ -42,6 +42,19 @@ def test_resume_gives_the_same_next_steps_as_not_stopping(tiny_voc, tmp_path):
     assert a["schedule"] == b["schedule"]
 
 
+def test_an_augmentation_preset_is_stored_and_a_resume_without_it_goes_on_with_it(tiny_voc, tmp_path, capsys):
+    common = dict(epochs=2, batch_size=2, lr=0.01, seed=1)
+    run(tiny_voc, tmp_path / "straight", **common, iters=6, augment="strong")
+    run(tiny_voc, tmp_path / "plain", **common, iters=6)
+    run(tiny_voc, tmp_path / "resumed", **common, iters=3, augment="strong")
+    run(tiny_voc, tmp_path / "resumed", **common, iters=6, resume="auto")  # no --augment: the checkpoint's
+    assert "--augment strong: as" in capsys.readouterr().out
+    a, b, plain = (checkpoint.load(tmp_path / name / "last.pt") for name in ("straight", "resumed", "plain"))
+    assert a["train_config"]["augment"] == b["train_config"]["augment"] == "strong"
+    assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())  # bit-identical after the resume
+    assert not all(torch.equal(v, plain["model"][k]) for k, v in a["model"].items())  # and it did something
+
+
 def _records(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
