@@ -36,6 +36,7 @@ from detector.models.backbones import BACKBONES
 from detector.models.factory import DETECTOR_KINDS
 from detector.training import ClassificationTrainConfig, DetectionTrainConfig, train_classifier, train_detector
 from detector.training.classification import FIND_LR_END, FIND_LR_START
+from detector.training.detection import FREEZE
 from detector.training.optim import OPTIMIZERS, SCHEDULES
 
 _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
@@ -125,9 +126,13 @@ def _detection_model(p: argparse.ArgumentParser, d: dict) -> None:
     )
     m.add_argument(
         "--init", default=d["init"], metavar="CKPT",
-        help="start from a trained detector checkpoint's weights (same classes and architecture; input sizes may "
-            "differ) "
-        "with a fresh optimizer and schedule: fine-tuning, unlike --resume",
+        help="start from a trained detector checkpoint's weights with a fresh optimizer and schedule (fine-tuning, "
+        "unlike --resume): same architecture, input sizes may differ; with other classes every weight that fits is "
+        "kept and only the new classes' outputs are re-initialised",
+    )  # fmt: skip
+    m.add_argument(
+        "--freeze", choices=FREEZE, default=d["freeze"],
+        help="train without updating the trunk, or the trunk and the RPN (small datasets); default none",
     )  # fmt: skip
     m.add_argument("--weights-dir", default=d["weights_dir"], help="where 'imagenet' weights are looked up")
     m.add_argument(

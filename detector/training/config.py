@@ -86,7 +86,8 @@ class DetectionTrainConfig(TrainConfig):
     augment: str | None = None  # a detection preset of detector.data.augment instead of the plain --hflip
     model: str = "faster_rcnn"
     backbone: str = "vgg16"
-    init: str | None = None  # a trained detector checkpoint to fine-tune from
+    init: str | None = None  # a trained detector checkpoint to fine-tune from (other classes too)
+    freeze: str | None = None  # none, trunk, trunk+rpn (unset: none, or the resumed checkpoint's)
     min_size: tuple[int, ...] | None = None
     max_size: int | None = None
     anchor_sizes: tuple[float, ...] | None = None

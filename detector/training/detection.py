@@ -116,25 +116,82 @@ def model_config(cfg: DetectionTrainConfig, num_classes: int) -> DetectorConfig:
     return model_cfg
 
 
+FREEZE = ("none", "trunk", "trunk+rpn")
+
+
+def freeze_parts(model: nn.Module, what: str) -> int:
+    """Stops training the trunk (``trunk``) or the trunk and the RPN (``trunk+rpn``), for small datasets; returns
+    how many parameters that froze (the trunk's own frozen early stages, as the papers freeze them, not counted)."""
+    if what not in FREEZE:
+        raise SystemExit(f"error: --freeze must be one of {', '.join(FREEZE)}, got {what!r}")
+    prefixes = {"none": (), "trunk": ("backbone.",), "trunk+rpn": ("backbone.", "rpn.")}[what]
+    if "rpn." in prefixes and not hasattr(model, "rpn"):
+        raise SystemExit(f"error: --freeze trunk+rpn: a {model.kind} model has no RPN; use --freeze trunk")
+    frozen = 0
+    for name, parameter in model.named_parameters():
+        if name.startswith(prefixes) and parameter.requires_grad:
+            parameter.requires_grad_(False)
+            frozen += parameter.numel()
+    return frozen
+
+
+# The modules whose rows are per class (every kind shares RoIHeads' predictor).
+CLASS_OUTPUTS = ("roi_heads.predictor.cls_score.", "roi_heads.predictor.bbox_pred.")
+
+
 def init_from_checkpoint(model: nn.Module, path: Path, classes: tuple[str, ...], say=print) -> None:
-    """Copy a trained detector's weights into ``model`` (``init``). The classes and every weight's shape must match;
-    settings that own no weights (input sizes, proposal counts, thresholds) come from the run's config."""
+    """Copy a trained detector's weights into ``model`` (``--init``): fine-tuning, also to other classes.
+
+    Every weight whose shape fits is kept: trunk, RPN, box head. The class-specific outputs (the rows of the
+    classifier and of the class-specific box regressor, one row or four per class plus background) are kept for
+    background and for each class whose name the checkpoint also has; the rows of new classes keep their fresh
+    initialisation. Anything else that does not fit (another backbone, other anchors) is an error. Settings that
+    own no weights (input sizes, proposal counts, thresholds) come from the run's config."""
     init = checkpoint.load(path)
-    if list(init["class_names"]) != list(classes):
-        raise SystemExit(
-            f"error: --init {path} was trained on classes {init['class_names']}, this dataset has {list(classes)}"
-        )
+    old_classes = list(init["class_names"])
+    same_classes = old_classes == list(classes)
     own = model.state_dict()
-    mismatched = [k for k, v in init["model"].items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    missing = sorted(set(own) - set(init["model"]))
-    unexpected = sorted(set(init["model"]) - set(own))
-    if mismatched or missing or unexpected:
+    rows = [(0, 0)] + [(classes.index(c) + 1, old_classes.index(c) + 1) for c in classes if c in old_classes]
+    loaded, partial, errors = {}, [], []
+    for key, value in init["model"].items():
+        class_specific = key.startswith(CLASS_OUTPUTS) and not same_classes and key in own
+        per = _rows_per_class(value, len(old_classes), own[key], len(classes)) if class_specific else 0
+        if key not in own:
+            errors.append(f"unexpected {key}")
+        elif per:
+            target = own[key].clone()
+            for new_row, old_row in rows:  # row block c is rows per * c .. per * c + per - 1
+                target[new_row * per : (new_row + 1) * per] = value[old_row * per : (old_row + 1) * per]
+            loaded[key] = target
+            partial.append(key)
+        elif tuple(own[key].shape) == tuple(value.shape):
+            loaded[key] = value.to(own[key].dtype)
+        else:
+            errors.append(f"shape of {key}: {tuple(value.shape)} in the checkpoint, {tuple(own[key].shape)} here")
+    errors += [f"missing {k}" for k in sorted(set(own) - set(init["model"]))]
+    if errors:
         raise SystemExit(
-            f"error: --init {path} does not fit this model (backbone/anchors/head must match): "
-            f"shape mismatch {mismatched[:5]}, missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"error: --init {path} does not fit this model (backbone/anchors/head must match): " + "; ".join(errors[:5])
         )
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in init["model"].items()})
-    say(f"initialised from {path}")
+    model.load_state_dict(loaded)
+    if same_classes:
+        say(f"initialised from {path}")
+        return
+    shared, new = [c for c in classes if c in old_classes], [c for c in classes if c not in old_classes]
+    say(
+        f"initialised from {path} (trained on {len(old_classes)} other classes): kept {len(loaded) - len(partial)} "
+        f"tensors whole; in the class-specific outputs ({', '.join(partial)}) kept the rows of background and "
+        f"{shared or 'no class'}, re-initialised {new or 'none'}"
+    )
+
+
+def _rows_per_class(value: Tensor, old_k: int, own: Tensor, new_k: int) -> int:
+    """1 or 4 when ``value`` is a class-specific output ((K + 1) or 4 (K + 1) rows, the rest alike), else 0."""
+    for per in (4, 1):
+        if value.shape[0] == per * (old_k + 1) and own.shape[0] == per * (new_k + 1):
+            if tuple(value.shape[1:]) == tuple(own.shape[1:]):
+                return per
+    return 0
 
 
 def _resume_checkpoint(
@@ -276,6 +333,11 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     model.to(ctx.device)
     if cfg.init and ckpt is None:
         init_from_checkpoint(model, Path(cfg.init), classes, say=say)
+    saved_freeze = ((ckpt or {}).get("train_config") or {}).get("freeze")
+    freeze = cfg.freeze or saved_freeze or "none"  # a resumed run keeps the checkpoint's (its optimizer needs it)
+    frozen = freeze_parts(model, freeze)
+    if frozen:
+        say(f"--freeze {freeze}: {frozen:,} parameters frozen")
     ddp.seed_rank(cfg.seed, ctx.rank)
     return train_base, val_set, model, (ckpt, resume_path)
 
