@@ -213,6 +213,20 @@ def detection_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--val-limit", type=int, default=d["val_limit"], help="evaluate on the first N validation images only (0 = all)"
     )
+    g.add_argument(
+        "--val-metric", choices=("voc07", "coco"), default=d["val_metric"],
+        help="the validation metric best.pt, the plateau schedule and --patience follow: VOC07 mAP or COCO "
+        "AP@[.5:.95] (pycocotools)",
+    )  # fmt: skip
+    g.add_argument(
+        "--patience", type=int, default=d["patience"],
+        help="early stopping: stop after N evaluations without a better validation value (best.pt kept); 0: never",
+    )  # fmt: skip
+    g.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log to OUT/tb/ (losses, lr, images/s, metrics, a few validation images with their boxes)",
+    )
     g.add_argument("--hflip", type=float, default=d["hflip"], help="horizontal-flip probability")
     g.add_argument(
         "--augment", choices=PRESETS, default=d["augment"],

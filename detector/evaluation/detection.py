@@ -25,6 +25,11 @@ class DetectionMetrics:
     coco: CocoResult | None
 
     @property
+    def metric(self) -> str:
+        """The primary metric's name: the VOC one when computed, else ``coco``."""
+        return self.voc.metric if self.voc is not None else "coco"
+
+    @property
     def map(self) -> float | None:
         """The primary metric: VOC mAP when computed, else COCO AP@[.5:.95]."""
         return self.voc.map if self.voc is not None else self.coco.map

@@ -24,8 +24,6 @@ from detector.evaluation.detection import DetectionMetrics, evaluate_metric
 from detector.evaluation.report import save_detections_json
 from detector.evaluation.voc import (
     Detection,
-    EvalResult,
-    evaluate_detections,
     ground_truth_from_dataset,
     load_detections_json,
 )
@@ -62,14 +60,14 @@ def evaluate_detector(
     batch_size: int = 1,
     workers: int = 0,
     progress: bool = True,
-) -> tuple[EvalResult, float]:
-    """VOC mAP of ``predictor`` on ``dataset`` (built with ``keep_difficult=True``). Returns (result, seconds per
-    image)."""
+) -> tuple[DetectionMetrics, float]:
+    """``metric`` (voc07, voc12, coco, all) of ``predictor`` on ``dataset`` (built with ``keep_difficult=True``).
+    Returns (result, seconds per image)."""
     start = time.perf_counter()
     detections = predict_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress)
     seconds = (time.perf_counter() - start) / max(len(dataset), 1)
     truth = ground_truth_from_dataset(dataset)
-    result = evaluate_detections(detections, truth, dataset.classes, iou_threshold=iou_threshold, metric=metric)
+    result = evaluate_metric(detections, truth, dataset.classes, iou_threshold=iou_threshold, metric=metric)
     return result, seconds
 
 

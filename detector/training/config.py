@@ -82,6 +82,9 @@ class DetectionTrainConfig(TrainConfig):
     years: str | None = None  # with a VOCdevkit root: "2007,2012"
     keep_difficult: bool = False
     val_limit: int = 0
+    val_metric: str = "voc07"  # voc07 or coco (AP@[.5:.95]): what best.pt, the plateau schedule and --patience follow
+    patience: int = 0  # stop after this many evaluations without a better value (0: never)
+    tensorboard: bool = False  # also log to OUT/tb/ (torch.utils.tensorboard)
     hflip: float = 0.5
     augment: str | None = None  # a detection preset of detector.data.augment instead of the plain --hflip
     model: str = "faster_rcnn"

@@ -42,7 +42,15 @@ from detector.models.base import Detector, DetectorConfig
 from detector.models.factory import build_detector, config_from_dict, default_config
 from detector.training import distributed as ddp
 from detector.training.config import DetectionTrainConfig
-from detector.training.hooks import Checkpointer, Evaluation, ImageIdLog, MetricsLog, ProgressBar, TrainingCurves
+from detector.training.hooks import (
+    Checkpointer,
+    Evaluation,
+    ImageIdLog,
+    MetricsLog,
+    ProgressBar,
+    TensorBoard,
+    TrainingCurves,
+)
 from detector.training.optim import LRSchedule, OptimConfig, build_optimizer
 from detector.training.trainer import NonFiniteLossError, TrainData, Trainer, non_finite_exit, resume_checkpoint
 
@@ -245,13 +253,16 @@ def _optimizer(cfg: DetectionTrainConfig, model: nn.Module, iters_per_epoch: int
 
 
 def _validation(cfg: DetectionTrainConfig, val_set):
-    """The evaluation hook's function: VOC mAP on the validation split (sharded over the ranks)."""
+    """The evaluation hook's function: VOC07 mAP or COCO AP (--val-metric) on the validation split (sharded over
+    the ranks)."""
 
     def evaluate(t: Trainer):
         precision = Precision("fp16", "--amp") if t.amp else Precision("fp32", "training")
         predictor = DetectionPredictor(t.model, device=t.device, precision=precision)
         workers = min(cfg.workers, 2)
-        result, sec = ddp.evaluate(t.ctx, predictor, val_set, workers=workers, progress=not cfg.no_progress)
+        result, sec = ddp.evaluate(
+            t.ctx, predictor, val_set, metric=cfg.val_metric, workers=workers, progress=not cfg.no_progress
+        )
         metrics = {"split": "+".join(val_set.splits), "metric": result.metric, "map": result.map, "ap": result.ap,
                    "epoch": t.state.epoch, "seconds_per_image": sec}  # fmt: skip
         if result.map is None:
@@ -275,13 +286,35 @@ def _warn_batch_change(ctx, ckpt: dict, path: Path, global_batch: int) -> None:
         )
 
 
+def _validation_images(val_set, count: int = 4):
+    """TensorBoard's pictures: the first ``count`` validation images with the boxes the model finds (above its
+    display threshold), labelled with class and score."""
+
+    def draw(t: Trainer) -> list:
+        predictor = DetectionPredictor(t.model, device=t.device)
+        pictures = []
+        for i in range(min(count, len(val_set))):
+            image, target = val_set[i]
+            (output,) = predictor.predict_batch([image])
+            found = predictor.detections(output)
+            boxes = torch.tensor([d.box for d in found], dtype=torch.float32).reshape(-1, 4)
+            labels = [f"{d.label} {d.score:.2f}" for d in found]
+            pictures.append((f"val/{target['image_id']}", image, boxes, labels))
+        return pictures
+
+    return draw
+
+
 def _hooks(cfg: DetectionTrainConfig, out: Path, val_set) -> list:
     """In the order they run at an epoch's end: evaluation before the log that records it, last.pt after both."""
     hooks = [ProgressBar(not cfg.no_progress)]
     if cfg.log_image_ids:
         hooks.append(ImageIdLog())
     if val_set is not None:
-        hooks.append(Evaluation(_validation(cfg, val_set), every=cfg.eval_every))
+        hooks.append(Evaluation(_validation(cfg, val_set), every=cfg.eval_every, patience=cfg.patience))
+    if cfg.tensorboard:
+        draw = _validation_images(val_set) if val_set is not None else None
+        hooks.append(TensorBoard(out / "tb", every=cfg.log_every, draw=draw))
     return [
         *hooks,
         MetricsLog(out / "metrics.jsonl", every=cfg.log_every),

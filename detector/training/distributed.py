@@ -38,7 +38,8 @@ import torch.distributed as dist
 from torch import nn
 
 from detector.data.sampler import GroupedBatchSampler
-from detector.evaluation.voc import EvalResult, evaluate_detections, ground_truth_from_dataset
+from detector.evaluation.detection import DetectionMetrics, evaluate_metric
+from detector.evaluation.voc import ground_truth_from_dataset
 from detector.inference.evaluate import evaluate_detector, predict_dataset
 from detector.inference.predictor import DetectionPredictor
 
@@ -244,12 +245,12 @@ def batch_sampler(ctx: Context, groups: Sequence[int], batch_size: int, *, seed:
     return DistributedGroupedBatchSampler(groups, batch_size, rank=ctx.rank, world=ctx.world, seed=seed)
 
 
-def evaluate(ctx: Context, predictor: DetectionPredictor, dataset, **kwargs) -> tuple[EvalResult, float]:
+def evaluate(ctx: Context, predictor: DetectionPredictor, dataset, **kwargs) -> tuple[DetectionMetrics, float]:
     """``detector.inference.evaluate.evaluate_detector`` with the images split over the ranks.
 
     Rank r predicts images r, r + world, ...; the detections are gathered to rank 0, which computes the mAP and
     broadcasts the result, so every rank takes the same decisions (best.pt, plateau schedule) from it.
-    Returns (EvalResult, seconds per image of the whole job).
+    Returns (DetectionMetrics, seconds per image of the whole job).
     """
     if not ctx.distributed:
         return evaluate_detector(predictor, dataset, **kwargs)
@@ -263,7 +264,7 @@ def evaluate(ctx: Context, predictor: DetectionPredictor, dataset, **kwargs) -> 
     if ctx.is_main:
         everything = [d for part in gathered for d in part]
         truth = ground_truth_from_dataset(dataset)
-        result = evaluate_detections(everything, truth, dataset.classes, iou_threshold=iou, metric=metric)
+        result = evaluate_metric(everything, truth, dataset.classes, iou_threshold=iou, metric=metric)
         outcome = (result, (time.perf_counter() - start) / max(len(dataset), 1))
     return broadcast_object(ctx, outcome)
 

@@ -122,10 +122,18 @@ class Evaluation(Hook):
     """Validates every ``every`` epochs and after the last one: ``evaluate(trainer)`` gives an ``EvalOutcome``.
 
     The value feeds the plateau schedule and, when it beats the best so far, best.pt is written (weights only).
+    ``patience`` > 0: training stops after that many evaluations in a row without a better value (best.pt kept).
     ``on_plateau`` is printed when the schedule lowers the lr."""
 
-    def __init__(self, evaluate: Callable[[Trainer], EvalOutcome], *, every: int = 1, on_plateau: str | None = None):
-        self.evaluate, self.every, self.on_plateau = evaluate, every, on_plateau
+    def __init__(
+        self,
+        evaluate: Callable[[Trainer], EvalOutcome],
+        *,
+        every: int = 1,
+        on_plateau: str | None = None,
+        patience: int = 0,
+    ):
+        self.evaluate, self.every, self.on_plateau, self.patience = evaluate, every, on_plateau, patience
 
     def after_epoch(self, t: Trainer, record: dict[str, Any]) -> None:
         s = t.state
@@ -138,8 +146,15 @@ class Evaluation(Hook):
         if t.schedule.observe(value or 0.0) and self.on_plateau:
             t.say(self.on_plateau.format(lr=t.schedule.get_last_lr()[-1]))
         if value is not None and (s.best_metric is None or value > s.best_metric):
-            s.best_metric, s.best_epoch = value, s.epoch
+            s.best_metric, s.best_epoch, s.evals_since_best = value, s.epoch, 0
             t.save(t.out / "best.pt", resumable=False)
+        else:
+            s.evals_since_best += 1
+        if self.patience and s.evals_since_best >= self.patience and not t.last_epoch:
+            t.finished = True  # every rank computed the same value: all stop after this epoch
+            record["early_stop"] = True
+            best = "none" if s.best_metric is None else f"{s.best_metric:.4f} at epoch {s.best_epoch}"
+            t.say(f"early stop: no better validation value in {s.evals_since_best} evaluations; best {best} (best.pt)")
 
 
 class Checkpointer(Hook):
@@ -196,3 +211,48 @@ class ImageIdLog(Hook):
     def after_epoch(self, t: Trainer, record: dict[str, Any]) -> None:
         record["image_ids_by_rank"] = ddp.all_gather_object(t.ctx, self.ids)
         self.ids = []
+
+
+class TensorBoard(Hook):
+    """``OUT/tb/`` (rank 0), beside metrics.jsonl: the step values every ``every`` iterations (losses, lr,
+    images/s), each epoch's record (its loss, the validation metric and per-class AP), and, after each evaluation,
+    ``draw(trainer)``: a few validation images with the boxes the model finds, as (tag, image [3, H, W] float in
+    [0, 1], boxes [N, 4] xyxy, box labels). A resumed run drops the events past its checkpoint (``purge_step``)."""
+
+    def __init__(self, log_dir: Path, *, every: int = 10, draw: Callable[[Trainer], list] | None = None):
+        self.log_dir, self.every, self.draw = Path(log_dir), every, draw
+        self.writer = None
+
+    def before_train(self, t: Trainer) -> None:
+        if t.ctx.is_main:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 (tensorboard only when asked for)
+
+            self.writer = SummaryWriter(str(self.log_dir), purge_step=t.state.iteration + 1)
+
+    def after_step(self, t: Trainer, values: dict[str, Any]) -> None:
+        if self.writer is None or t.state.iteration % self.every:
+            return
+        for key, value in values.items():
+            if key not in _NOT_LOGGED and isinstance(value, int | float):
+                self.writer.add_scalar(f"train/{key}", value, t.state.iteration)
+        self.writer.add_scalar("train/images_per_s", t.images_per_s, t.state.iteration)
+
+    def after_epoch(self, t: Trainer, record: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        step = t.state.iteration
+        for key, value in record.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and key not in ("epoch", "iteration"):
+                self.writer.add_scalar(f"epoch/{key}", value, step)
+        for name, ap in (t.state.last_eval.get("ap") or {}).items() if "map" in record else ():
+            if ap is not None:
+                self.writer.add_scalar(f"val_ap/{name}", ap, step)
+        if self.draw is not None and "map" in record:
+            for tag, image, boxes, labels in self.draw(t):
+                self.writer.add_image_with_boxes(tag, image, boxes, step, labels=labels)
+        self.writer.flush()
+
+    def close(self, t: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -65,7 +65,8 @@ class TrainState:
     """Where training is. ``epoch``: epochs completed; ``step_in_epoch``: batches done in the epoch under way;
     ``iteration``: optimizer steps in all; ``sums``/``steps``/``images``: running sums of the step values of the
     epoch under way (kept across a resume, so an epoch's figures cover all of it); ``best_metric`` and
-    ``best_epoch``: the best validation value so far and its epoch; ``last_eval``: the latest evaluation, stored
+    ``best_epoch``: the best validation value so far and its epoch; ``evals_since_best``: evaluations since it
+    (early stopping); ``last_eval``: the latest evaluation, stored
     in every checkpoint as its ``metrics``."""
 
     epoch: int = 0
@@ -76,6 +77,7 @@ class TrainState:
     images: int = 0
     best_metric: float | None = None
     best_epoch: int | None = None
+    evals_since_best: int = 0
     last_eval: dict = field(default_factory=dict)
 
     def start_epoch(self) -> None:
@@ -182,6 +184,7 @@ class Trainer:
         self.state = TrainState()
         self.train_model = ddp.wrap(self.ctx, model)  # what steps; `model` is what is saved and evaluated
         self.stop = StopFlag(self.ctx)
+        self.finished = False  # set by a hook (early stopping) at an epoch's end, on every rank alike
         self.epoch_started = 0.0  # perf_counter at the start of this process's part of the epoch
         self.images_seen = 0  # by the whole job since then
 
@@ -252,6 +255,7 @@ class Trainer:
             images=saved.get("images", 0),
             best_metric=None if best is None or best < 0 else best,
             best_epoch=saved.get("best_epoch", ckpt.get("best_epoch")),
+            evals_since_best=saved.get("evals_since_best", 0),
             last_eval=dict(ckpt.get("metrics") or {}),
         )
         rng_ranks = ckpt.get("rng_ranks") or []
@@ -270,7 +274,7 @@ class Trainer:
         try:
             with self.stop:
                 self._call("before_train")
-                while not self.last_epoch and not self.stop.requested:
+                while not self.last_epoch and not self.stop.requested and not self.finished:
                     if not self._run_epoch():
                         self._call("after_interrupt")
                         break

@@ -156,3 +156,26 @@ def test_init_refuses_another_architecture(tiny_voc, tmp_path):
             tiny_voc, tmp_path / "second", epochs=1, iters=1, init=str(tmp_path / "first" / "last.pt"),
             anchor_sizes=(32.0, 64.0),
         )  # fmt: skip
+
+
+def test_patience_stops_when_validation_no_longer_improves_and_keeps_best(tiny_voc, tmp_path, capsys):
+    # lr 0: the weights never change, so after the first evaluation no value is better.
+    out = tmp_path / "run"
+    run(tiny_voc, out, val_split="val", epochs=10, batch_size=4, lr=0.0, patience=2)
+    assert "early stop: no better validation value in 2 evaluations" in capsys.readouterr().out
+    epochs = [r for r in _records(out) if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3] and epochs[-1]["early_stop"] is True
+    assert (out / "best.pt").exists() and checkpoint.load(out / "last.pt")["epoch"] == 3
+
+
+def test_val_metric_coco_and_tensorboard(tiny_voc, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: PLC0415 (slow)
+
+    out = tmp_path / "run"
+    results = run(tiny_voc, out, val_split="val", epochs=1, batch_size=4, val_metric="coco", tensorboard=True,
+                  log_every=1)  # fmt: skip
+    assert results["last_eval"]["metric"] == "coco" and 0.0 <= results["last_eval"]["map"] <= 1.0
+    events = EventAccumulator(str(out / "tb"), size_guidance={"images": 0}).Reload()
+    scalars, images = events.Tags()["scalars"], events.Tags()["images"]
+    assert {"train/loss", "train/lr", "train/images_per_s", "epoch/loss", "epoch/map"} <= set(scalars)
+    assert len(images) == 2 and all(tag.startswith("val/") for tag in images)  # the val split's 2 images
