@@ -146,12 +146,14 @@ def _detection_model(p: argparse.ArgumentParser, d: dict) -> None:
         "--max-size", type=int, default=d["max_size"], help="cap on the longer side; default: 1000, or 480 for tiny"
     )
     m.add_argument(
-        "--anchor-sizes",
-        type=float,
-        nargs="+",
-        default=d["anchor_sizes"],
-        help="anchor sizes in pixels; default: 128 256 512",
-    )
+        "--anchor-sizes", type=_auto_or_number, nargs="+", default=d["anchor_sizes"],
+        help="anchor sizes in pixels, or 'auto': fitted to the training boxes (k-means, 1 - IoU), printed with the "
+        "coverage before and after; default: 128 256 512 (16 .. 256 for tiny)",
+    )  # fmt: skip
+    m.add_argument(
+        "--aspect-ratios", type=_auto_or_number, nargs="+", default=d["aspect_ratios"],
+        help="anchor aspect ratios (height / width), or 'auto' (fitted with the sizes); default: 0.5 1 2",
+    )  # fmt: skip
     m.add_argument(
         "--pooler",
         choices=("roi_pool", "roi_align"),
@@ -378,6 +380,15 @@ def classification_parser() -> argparse.ArgumentParser:
 def _config(cls, args: argparse.Namespace):
     values = {k: tuple(v) if k in _TUPLES and v is not None else v for k, v in vars(args).items() if k != "task"}
     return cls(**values)
+
+
+def _auto_or_number(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

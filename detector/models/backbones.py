@@ -21,6 +21,8 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from detector.models.pretrained import load_checked, load_pretrained_state_dict
 
 BACKBONES = ("vgg16", "resnet18", "resnet34", "resnet50", "resnet101", "tiny")
+# The trunk's stride, where the RPN places its anchors (tests check it against the built trunks).
+STRIDES = {name: 8 if name == "tiny" else 16 for name in BACKBONES}
 
 
 class Backbone(nn.Module):

@@ -32,13 +32,17 @@ class FasterRCNNConfig(DetectorConfig):
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)
 
-    def override(self, *, min_size=None, max_size=None, anchor_sizes=None, pooler=None, **others) -> list[str]:
+    def override(
+        self, *, min_size=None, max_size=None, anchor_sizes=None, aspect_ratios=None, pooler=None, **others
+    ) -> list[str]:
         if min_size:
             self.min_size = tuple(min_size)
         if max_size:
             self.max_size = max_size
         if anchor_sizes:
-            self.rpn.anchor_sizes = tuple(anchor_sizes)
+            self.rpn.anchor_sizes = tuple(float(s) for s in anchor_sizes)
+        if aspect_ratios:
+            self.rpn.aspect_ratios = tuple(float(r) for r in aspect_ratios)
         if pooler:
             self.roi_heads.pooler = pooler
         return super().override(**others)

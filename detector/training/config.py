@@ -93,7 +93,8 @@ class DetectionTrainConfig(TrainConfig):
     freeze: str | None = None  # none, trunk, trunk+rpn (unset: none, or the resumed checkpoint's)
     min_size: tuple[int, ...] | None = None
     max_size: int | None = None
-    anchor_sizes: tuple[float, ...] | None = None
+    anchor_sizes: tuple[float, ...] | tuple[str] | None = None  # ("auto",): fitted to the training boxes
+    aspect_ratios: tuple[float, ...] | tuple[str] | None = None  # ("auto",): fitted too
     pooler: str | None = None
     proposal_mode: str | None = None
     max_proposals: int | None = None

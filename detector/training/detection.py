@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -33,11 +34,14 @@ from detector.data.augment import detection_transform
 from detector.data.check import preflight
 from detector.data.formats import open_detection
 from detector.data.sampler import aspect_ratio_groups
+from detector.data.stats import training_scale_boxes
 from detector.data.transforms import AugmentedDataset, collate, keep_numpy
 from detector.data.voc import AnnotationError
 from detector.data.voc.base import AnnotatedDetection
 from detector.data.with_proposals import with_cached_proposals
 from detector.inference.predictor import DetectionPredictor
+from detector.models.anchor_fit import anchor_coverage, fit_anchors
+from detector.models.backbones import STRIDES
 from detector.models.base import Detector, DetectorConfig
 from detector.models.factory import build_detector, config_from_dict, default_config
 from detector.training import distributed as ddp
@@ -115,7 +119,9 @@ def model_config(cfg: DetectionTrainConfig, num_classes: int) -> DetectorConfig:
     has no use for."""
     model_cfg = default_config(cfg.model, cfg.backbone, num_classes)
     ignored = model_cfg.override(
-        min_size=cfg.min_size, max_size=cfg.max_size, anchor_sizes=cfg.anchor_sizes, pooler=cfg.pooler,
+        min_size=cfg.min_size, max_size=cfg.max_size, pooler=cfg.pooler,
+        anchor_sizes=None if _is_auto(cfg.anchor_sizes) else cfg.anchor_sizes,
+        aspect_ratios=None if _is_auto(cfg.aspect_ratios) else cfg.aspect_ratios,
         proposal_mode=cfg.proposal_mode, max_proposals=cfg.max_proposals,
     )  # fmt: skip
     if ignored:
@@ -145,6 +151,41 @@ def freeze_parts(model: nn.Module, what: str) -> int:
 
 # The modules whose rows are per class (every kind shares RoIHeads' predictor).
 CLASS_OUTPUTS = ("roi_heads.predictor.cls_score.", "roi_heads.predictor.bbox_pred.")
+
+
+def _is_auto(values) -> bool:
+    return values is not None and "auto" in values
+
+
+def fit_model_anchors(cfg: DetectionTrainConfig, model_cfg: DetectorConfig, train, say=print) -> None:
+    """``--anchor-sizes auto`` / ``--aspect-ratios auto``: anchors fitted to the training boxes at the model's test
+    scale (``detector.models.anchor_fit``; as many sizes and ratios as the config had), printed with the coverage
+    before and after, and stored in ``model_cfg`` (so in the checkpoint) like any setting."""
+    fit_sizes, fit_ratios = _is_auto(cfg.anchor_sizes), _is_auto(cfg.aspect_ratios)
+    if not (fit_sizes or fit_ratios):
+        return
+    rpn = getattr(model_cfg, "rpn", None)
+    if rpn is None:
+        say(f"warning: --anchor-sizes/--aspect-ratios auto mean nothing for --model {cfg.model} (no RPN); ignored")
+        return
+    images = training_scale_boxes(train, model_cfg.min_size[-1], model_cfg.max_size)
+    boxes = np.concatenate([b for _, b in images]) if images else np.zeros((0, 4))
+    shapes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
+    stride = STRIDES[model_cfg.backbone]
+    try:
+        sizes, ratios = fit_anchors(shapes, len(rpn.anchor_sizes), len(rpn.aspect_ratios), seed=cfg.seed)
+    except ValueError as exc:  # too few boxes to fit
+        say(f"warning: anchors not fitted ({exc}); keeping {list(rpn.anchor_sizes)} x {list(rpn.aspect_ratios)}")
+        return
+    before = anchor_coverage(images, rpn.anchor_sizes, rpn.aspect_ratios, stride)
+    rpn.anchor_sizes = sizes if fit_sizes else rpn.anchor_sizes
+    rpn.aspect_ratios = ratios if fit_ratios else rpn.aspect_ratios
+    after = anchor_coverage(images, rpn.anchor_sizes, rpn.aspect_ratios, stride)
+    say(
+        f"anchors fitted to {len(shapes)} training boxes: sizes {list(rpn.anchor_sizes)}, ratios "
+        f"{list(rpn.aspect_ratios)}; boxes whose best anchor has IoU >= 0.7: {before[1]:.1%} -> {after[1]:.1%} "
+        f"(>= 0.5: {before[0]:.1%} -> {after[0]:.1%})"
+    )
 
 
 def init_from_checkpoint(model: nn.Module, path: Path, classes: tuple[str, ...], say=print) -> None:
@@ -356,6 +397,7 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
         model_cfg, pretrained = config_from_dict(ckpt["kind"], ckpt["model_config"]), None  # it has every weight
     else:
         model_cfg = model_config(cfg, len(classes))
+        fit_model_anchors(cfg, model_cfg, train_base, say=say)
         pretrained = ("none" if cfg.backbone == "tiny" else "imagenet") if cfg.pretrained == "auto" else cfg.pretrained
     if cfg.init and ckpt is None:
         pretrained = None  # every weight comes from the --init checkpoint
