@@ -144,6 +144,7 @@ def weight_distance(a: dict, b: dict) -> float:
 def test_two_processes_write_once_and_see_disjoint_images(ddp_run):
     out, done = ddp_run
     assert sorted(p.name for p in out.iterdir()) == [
+        ".preflight",  # rank 0's pre-flight cache: one file per dataset checked
         "best.pt",
         "last.pt",
         "metrics.jsonl",
