@@ -392,6 +392,8 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     except (OSError, AnnotationError) as exc:
         raise SystemExit(f"error: {exc}") from None
     classes = train_base.classes
+    if "discovered" in train_base.classes_source:  # no class list given: say what was found, in label order
+        say(f"classes {train_base.classes_source}: {list(classes)}")
     ckpt, resume_path = _resume_checkpoint(cfg, out, classes, say)
     if ckpt is not None:
         model_cfg, pretrained = config_from_dict(ckpt["kind"], ckpt["model_config"]), None  # it has every weight

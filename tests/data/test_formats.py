@@ -176,3 +176,16 @@ def test_evaluate_gives_the_same_map_on_every_format_of_the_same_data(voc, tmp_p
     for name in ("star", "ring"):
         assert results["yolo"]["coco"]["ap"][name] == pytest.approx(results["voc"]["coco"]["ap"][name], abs=1e-9)
         assert results["yolo"]["ap"][name] == pytest.approx(results["voc"]["ap"][name], abs=1e-9)
+
+
+def test_without_labels_txt_classes_are_discovered_sorted_and_printed(voc, tmp_path, capsys):
+    root = tmp_path / "nolabels"
+    shutil.copytree(voc, root)
+    (root / "labels.txt").unlink()
+    found = VOCDetection(root, "train")
+    assert list(found.classes) == sorted(VOCDetection(voc, "train").classes) and "discovered" in found.classes_source
+    config = DetectionTrainConfig(data=str(root), train_split="train", val_split="val", out=str(tmp_path / "r"),
+                                  backbone="tiny", workers=0, no_progress=True, epochs=1, iters=1)  # fmt: skip
+    train_detector(config)
+    assert f"(no labels.txt): {list(found.classes)}" in capsys.readouterr().out
+    assert checkpoint.load(tmp_path / "r" / "last.pt")["class_names"] == list(found.classes)

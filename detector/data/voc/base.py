@@ -64,6 +64,11 @@ class AnnotatedDetection(torch.utils.data.Dataset):
         self._seen_warnings: set[str] = set()
         self._warned_files: set[Path] = set()
 
+    @property
+    def classes_source(self) -> str:
+        """Where the class list came from (labels.txt, the annotations, the classes argument), for messages."""
+        return self._classes_source
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -23,6 +23,7 @@ from detector.data.voc.annotations import (
     VOCAnnotation,
     check_class_names,
     parse_annotation,
+    parse_voc_xml,
     read_labels_file,
 )
 from detector.data.voc.base import AnnotatedDetection
@@ -74,17 +75,19 @@ class VOCDetection(AnnotatedDetection):
             raise ValueError(f"split must be a split name or a tuple of names, got {split!r}")
         self.root = root
         self._subsets = find_subsets(root, years)
-        names, source = self._resolve_classes(classes)
+        resolved = self._resolve_classes(classes)
         items: list[tuple[Path, str]] = []
         for subset in self._subsets:
             ids: dict[str, None] = {}  # ordered set: a union of splits keeps file order, no repeats
             for s in splits:
-                ids.update(dict.fromkeys(read_split(subset, s, names)))
+                ids.update(dict.fromkeys(read_split(subset, s, resolved[0] if resolved else ())))
             self._check_annotations_exist(subset, ids)
             items += [(subset, image_id) for image_id in ids]
+        names, source = resolved or _discover_classes(root, items)
         super().__init__(root, splits, names, source, items, keep_difficult=keep_difficult, transforms=transforms)
 
-    def _resolve_classes(self, classes: Sequence[str] | None) -> tuple[tuple[str, ...], str]:
+    def _resolve_classes(self, classes: Sequence[str] | None) -> tuple[tuple[str, ...], str] | None:
+        """(class names, where they came from), or None: no labels.txt, so they are discovered."""
         if classes is not None:
             return check_class_names(classes, "the classes argument"), "the classes argument"
         # A labels.txt at the root covers every year; otherwise each year folder may carry one,
@@ -92,7 +95,7 @@ class VOCDetection(AnnotatedDetection):
         files = list(dict.fromkeys([self.root / "labels.txt", *(s / "labels.txt" for s in self._subsets)]))
         files = [f for f in files if f.is_file()]
         if not files:
-            return VOC_CLASSES, f"the 20 VOC classes, as {self.root} has no labels.txt"
+            return None
         if files[0] != self.root / "labels.txt":
             first = read_labels_file(files[0])
             for other in files[1:]:
@@ -144,3 +147,17 @@ class VOCDetection(AnnotatedDetection):
     def source(self, i: int) -> Path:
         subset, image_id = self._items[self._index(i)]
         return annotations_dir(subset) / f"{image_id}.xml"
+
+
+def _discover_classes(root: Path, items: list[tuple[Path, str]]) -> tuple[tuple[str, ...], str]:
+    """Without labels.txt: the names the annotations use, sorted (the first spelling of names that differ only in
+    case). When every name is a VOC class, the 20 VOC classes in devkit order instead, so that a VOC-named dataset
+    keeps VOC's labels (and VOC-trained checkpoints keep fitting it)."""
+    names: dict[str, str] = {}
+    for subset, image_id in items:
+        for obj in parse_voc_xml(annotations_dir(subset) / f"{image_id}.xml").objects:
+            names.setdefault(obj.name.strip().casefold(), obj.name.strip())
+    if set(names) <= {c.casefold() for c in VOC_CLASSES}:
+        return VOC_CLASSES, f"the 20 VOC classes, as {root} has no labels.txt and its names are VOC's"
+    found = tuple(sorted(names.values(), key=str.casefold))
+    return check_class_names(found, "the annotations"), f"discovered in the annotations of {root} (no labels.txt)"
