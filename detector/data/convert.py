@@ -22,13 +22,15 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import yaml
 
 from detector.data.formats import FORMATS, detect_format, open_detection
+from detector.data.voc.annotations import VOCObject
 from detector.data.voc.base import AnnotatedDetection
 
 TARGETS = ("voc", "coco", "yolo")
@@ -90,27 +92,64 @@ def _num(value: float) -> str:
     return f"{value:.12g}"
 
 
+# --- one file or entry in each format, from records (the converter's) or detections (detector.predict --save-txt)
+
+
+def voc_xml(filename: str, width: int, height: int, objects: Iterable[VOCObject]) -> str:
+    """A VOC annotation file's text; boxes are continuous ``xyxy``, written in VOC's 1-based corners with enough
+    digits to read back within 1e-6 px."""
+    size = f"<width>{width}</width><height>{height}</height><depth>3</depth>"
+    lines = ["<annotation>", f"\t<filename>{escape(filename)}</filename>", f"\t<size>{size}</size>"]
+    for obj in objects:
+        x1, y1, x2, y2 = obj.box
+        lines += [
+            "\t<object>", f"\t\t<name>{escape(obj.name)}</name>",
+            f"\t\t<difficult>{int(obj.difficult)}</difficult>", f"\t\t<truncated>{int(obj.truncated)}</truncated>",
+            # VOC's corners are 1-based: the continuous box [x1, x2] is written as x1 + 1 .. x2.
+            f"\t\t<bndbox><xmin>{_num(x1 + 1)}</xmin><ymin>{_num(y1 + 1)}</ymin>"
+            f"<xmax>{_num(x2)}</xmax><ymax>{_num(y2)}</ymax></bndbox>",
+            "\t</object>",
+        ]  # fmt: skip
+    lines.append("</annotation>")
+    return "\n".join(lines) + "\n"
+
+
+def yolo_line(obj: VOCObject, classes: Sequence[str], width: int, height: int) -> str | None:
+    """``class cx cy w h``, normalised, for one object; its box clipped to the image first (YOLO's values lie in
+    [0, 1]), and None when nothing of it is left inside."""
+    x1, y1, x2, y2 = (min(max(v, 0.0), limit) for v, limit in zip(obj.box, (width, height) * 2))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return (f"{list(classes).index(obj.name)} {_num((x1 + x2) / 2 / width)} {_num((y1 + y2) / 2 / height)} "
+            f"{_num((x2 - x1) / width)} {_num((y2 - y1) / height)}")  # fmt: skip
+
+
+def coco_annotation(
+    ann_id: int,
+    image_id: int,
+    category_id: int,
+    box: Sequence[float],
+    *,
+    iscrowd: bool = False,
+    score: float | None = None,
+) -> dict[str, Any]:
+    """One entry of a COCO file's ``annotations`` for a continuous ``xyxy`` box (``area``: the box's, as these
+    datasets have no masks); ``score`` for a results file."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    entry = {"id": ann_id, "image_id": image_id, "category_id": category_id, "bbox": [x1, y1, x2 - x1, y2 - y1],
+             "area": (x2 - x1) * (y2 - y1), "iscrowd": int(iscrowd)}  # fmt: skip
+    return entry if score is None else {**entry, "score": float(score)}
+
+
 def _write_voc(dataset: AnnotatedDetection, out: Path, split: str) -> dict:
     ids = []
     for i in range(len(dataset)):
         record, image = dataset.annotation(i), dataset.image_path(i)
         file_id = _file_id(dataset.image_ids[i])
         _place(image, out / "JPEGImages" / f"{file_id}{image.suffix}")
-        size = f"<width>{record.width}</width><height>{record.height}</height><depth>3</depth>"
-        lines = ["<annotation>", f"\t<filename>{escape(file_id + image.suffix)}</filename>", f"\t<size>{size}</size>"]
-        for obj in record.objects:
-            x1, y1, x2, y2 = obj.box
-            lines += [
-                "\t<object>", f"\t\t<name>{escape(obj.name)}</name>",
-                f"\t\t<difficult>{int(obj.difficult)}</difficult>", f"\t\t<truncated>{int(obj.truncated)}</truncated>",
-                # VOC's corners are 1-based: the continuous box [x1, x2] is written as x1 + 1 .. x2.
-                f"\t\t<bndbox><xmin>{_num(x1 + 1)}</xmin><ymin>{_num(y1 + 1)}</ymin>"
-                f"<xmax>{_num(x2)}</xmax><ymax>{_num(y2)}</ymax></bndbox>",
-                "\t</object>",
-            ]  # fmt: skip
-        lines.append("</annotation>")
         (out / "Annotations").mkdir(parents=True, exist_ok=True)
-        (out / "Annotations" / f"{file_id}.xml").write_text("\n".join(lines) + "\n")
+        xml = voc_xml(file_id + image.suffix, record.width, record.height, record.objects)
+        (out / "Annotations" / f"{file_id}.xml").write_text(xml)
         ids.append(file_id)
     (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
     (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{x}\n" for x in ids))
@@ -125,12 +164,10 @@ def _write_coco(dataset: AnnotatedDetection, out: Path, split: str) -> dict:
         name = f"{_file_id(dataset.image_ids[i])}{image.suffix}"
         _place(image, out / "images" / split / name)
         images.append({"id": i + 1, "file_name": name, "width": record.width, "height": record.height})
-        for obj in record.objects:
-            x1, y1, x2, y2 = obj.box
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": i + 1, "category_id": label_of[obj.name],
-                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": int(obj.difficult),
-            })  # fmt: skip
+        annotations += [
+            coco_annotation(len(annotations) + k, i + 1, label_of[obj.name], obj.box, iscrowd=obj.difficult)
+            for k, obj in enumerate(record.objects, start=1)
+        ]
     categories = [{"id": k, "name": name, "supercategory": ""} for name, k in label_of.items()]
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     payload = {"images": images, "annotations": annotations, "categories": categories}
@@ -140,21 +177,17 @@ def _write_coco(dataset: AnnotatedDetection, out: Path, split: str) -> dict:
 
 def _write_yolo(dataset: AnnotatedDetection, out: Path, split: str) -> dict:
     difficult = boxes = 0
-    label_of = {name: k for k, name in enumerate(dataset.classes)}
     for i in range(len(dataset)):
         record, image = dataset.annotation(i), dataset.image_path(i)
         stem = _file_id(dataset.image_ids[i])
         _place(image, out / "images" / split / f"{stem}{image.suffix}")
         lines = []
         for obj in record.objects:
-            x1, y1, x2, y2 = (min(max(v, 0.0), limit) for v, limit in zip(obj.box, (record.width, record.height) * 2))
-            if x2 <= x1 or y2 <= y1:
-                continue  # YOLO's values must lie in [0, 1]: a box outside the image has nothing left to write
-            w, h = record.width, record.height
-            lines.append(f"{label_of[obj.name]} {_num((x1 + x2) / 2 / w)} {_num((y1 + y2) / 2 / h)} "
-                         f"{_num((x2 - x1) / w)} {_num((y2 - y1) / h)}")  # fmt: skip
-            difficult += obj.difficult
-            boxes += 1
+            line = yolo_line(obj, dataset.classes, record.width, record.height)
+            if line is not None:
+                lines.append(line)
+                difficult += obj.difficult  # YOLO has no such flag: written as an ordinary box
+        boxes += len(lines)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
     return {"images": len(dataset), "boxes": boxes, "difficult_written_as_boxes": difficult}

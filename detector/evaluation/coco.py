@@ -30,6 +30,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from detector.data.convert import coco_annotation
 from detector.evaluation.voc import Detection, class_position, unpack_detection
 
 # COCOeval.stats, in its order: the keys our JSON gives them (AR@1 and AR@10 and AR by size are not reported).
@@ -89,12 +90,10 @@ def coco_ground_truth(
         labels = np.asarray(target["labels"], dtype=np.int64).reshape(-1)
         difficult = target.get("difficult")
         difficult = np.zeros(len(labels), bool) if difficult is None else np.asarray(difficult, bool).reshape(-1)
-        for box, label, crowd in zip(boxes.tolist(), labels.tolist(), difficult.tolist()):
-            w, h = box[2] - box[0], box[3] - box[1]
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": number, "category_id": int(label),
-                "bbox": [box[0], box[1], w, h], "area": w * h, "iscrowd": int(crowd),
-            })  # fmt: skip
+        annotations += [
+            coco_annotation(len(annotations) + k, number, int(label), box, iscrowd=crowd)
+            for k, (box, label, crowd) in enumerate(zip(boxes.tolist(), labels.tolist(), difficult.tolist()), start=1)
+        ]
     categories = [{"id": k, "name": name} for k, name in enumerate(classes, start=1)]
     return {"images": images, "annotations": annotations, "categories": categories}
 

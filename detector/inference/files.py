@@ -24,6 +24,8 @@ from tqdm import tqdm
 
 from detector.core.images import open_image
 from detector.core.visualize import draw_detections
+from detector.data.convert import coco_annotation, voc_xml, yolo_line
+from detector.data.voc import VOCObject
 from detector.inference.predictor import DetectionPredictor
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -116,19 +118,20 @@ def _output_names(paths: list[Path]) -> dict[Path, str]:
 
 
 def write_labels(records: list[dict], names: dict[Path, str], classes: Sequence[str], folder: Path, fmt: str) -> None:
-    """Detections as annotation files: VOC XML per image, YOLO txt per image (with ``classes.txt``), or one COCO
-    file with scores (``detections.coco.json``, loadable with pycocotools' ``loadRes`` too)."""
+    """Detections as annotation files, by the converter's writers (``detector.data.convert``): VOC XML per image,
+    YOLO txt per image (with ``classes.txt``), or one COCO file with scores (``detections.coco.json``, loadable with
+    pycocotools' ``loadRes`` too)."""
     folder.mkdir(parents=True, exist_ok=True)
+    objects = {r["image"]: [VOCObject(label, tuple(box), False, False, False, "")
+                            for box, label in zip(r["boxes"], r["labels"])] for r in records}  # fmt: skip
     if fmt == "coco":
         images, annotations = [], []
         for k, r in enumerate(records, start=1):
             images.append({"id": k, "file_name": Path(r["image"]).name, "width": r["width"], "height": r["height"]})
-            for box, label, score in zip(r["boxes"], r["labels"], r["scores"]):
-                x1, y1, x2, y2 = box
-                annotations.append({
-                    "id": len(annotations) + 1, "image_id": k, "category_id": list(classes).index(label) + 1,
-                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0, "score": score,
-                })  # fmt: skip
+            annotations += [
+                coco_annotation(len(annotations) + n, k, list(classes).index(obj.name) + 1, obj.box, score=score)
+                for n, (obj, score) in enumerate(zip(objects[r["image"]], r["scores"]), start=1)
+            ]
         categories = [{"id": k, "name": name} for k, name in enumerate(classes, start=1)]
         payload = {"images": images, "annotations": annotations, "categories": categories}
         (folder / "detections.coco.json").write_text(json.dumps(payload))
@@ -138,22 +141,10 @@ def write_labels(records: list[dict], names: dict[Path, str], classes: Sequence[
     for r in records:
         stem, w, h = names[Path(r["image"])], r["width"], r["height"]
         if fmt == "yolo":
-            lines = [
-                f"{list(classes).index(label)} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} "
-                f"{(b[2] - b[0]) / w:.6f} {(b[3] - b[1]) / h:.6f}"
-                for b, label in zip(r["boxes"], r["labels"])
-            ]
-            (folder / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
-            continue
-        objects = "".join(
-            f"\t<object><name>{label}</name><difficult>0</difficult><bndbox><xmin>{b[0] + 1:.2f}</xmin>"
-            f"<ymin>{b[1] + 1:.2f}</ymin><xmax>{b[2]:.2f}</xmax><ymax>{b[3]:.2f}</ymax></bndbox></object>\n"
-            for b, label in zip(r["boxes"], r["labels"])
-        )  # VOC corners are 1-based: the continuous box [x1, x2] is x1 + 1 .. x2
-        (folder / f"{stem}.xml").write_text(
-            f"<annotation>\n\t<filename>{Path(r['image']).name}</filename>\n\t<size><width>{w}</width>"
-            f"<height>{h}</height><depth>3</depth></size>\n{objects}</annotation>\n"
-        )
+            lines = [yolo_line(obj, classes, w, h) for obj in objects[r["image"]]]
+            (folder / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines if line is not None))
+        else:
+            (folder / f"{stem}.xml").write_text(voc_xml(Path(r["image"]).name, w, h, objects[r["image"]]))
 
 
 def predict_video(
