@@ -125,9 +125,7 @@ def evaluate_coco_json(gt: Mapping[str, Any], results: list[dict[str, Any]], cla
         truth = COCO()
         truth.dataset = json.loads(json.dumps(gt))  # its own copy: loadRes and createIndex add keys
         truth.createIndex()
-        if not results:  # loadRes cannot take an empty list; nothing detected is AP 0 wherever there are boxes
-            return _empty(truth, classes)
-        evaluation = COCOeval(truth, truth.loadRes(list(results)), iouType="bbox")
+        evaluation = COCOeval(truth, _load_results(truth, results), iouType="bbox")
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
@@ -175,15 +173,13 @@ def _value(stat: float) -> float | None:
     return None if stat < 0 else float(stat)
 
 
-def _empty(truth: COCO, classes: Sequence[str]) -> CocoResult:
-    areas = [a["area"] for a in truth.dataset["annotations"] if not a["iscrowd"]]
-    has = {"small": any(a < 32**2 for a in areas), "medium": any(32**2 <= a < 96**2 for a in areas),
-           "large": any(a >= 96**2 for a in areas)}  # fmt: skip
-    zero = 0.0 if areas else None
-    counted = {a["category_id"] for a in truth.dataset["annotations"] if not a["iscrowd"]}
-    return CocoResult(
-        map=zero, map50=zero, map75=zero, ar100=zero,
-        map_small=0.0 if has["small"] else None, map_medium=0.0 if has["medium"] else None,
-        map_large=0.0 if has["large"] else None,
-        ap={name: (0.0 if k in counted else None) for k, name in enumerate(classes, start=1)}, num_detections=0,
-    )  # fmt: skip
+def _load_results(truth: COCO, results: list[dict[str, Any]]) -> COCO:
+    """``truth.loadRes(results)``; for no detections at all (which loadRes cannot take) an empty results set, so
+    that pycocotools itself scores it (0 wherever there are boxes, -1 elsewhere)."""
+    if results:
+        return truth.loadRes(list(results))
+    empty = COCO()
+    empty.dataset = {"images": list(truth.dataset["images"]), "categories": list(truth.dataset["categories"]),
+                     "annotations": []}  # fmt: skip
+    empty.createIndex()
+    return empty
