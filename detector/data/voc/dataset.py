@@ -27,7 +27,7 @@ from detector.data.voc.annotations import (
     read_labels_file,
 )
 from detector.data.voc.base import AnnotatedDetection
-from detector.data.voc.layout import annotations_dir, find_image, find_subsets, read_split
+from detector.data.voc.layout import annotations_dir, find_image, find_subsets, images_dir, read_split
 
 __all__ = ["VOCDetection"]
 
@@ -140,7 +140,8 @@ class VOCDetection(AnnotatedDetection):
         path = self._image_paths.get(i)
         if path is None:
             subset, image_id = self._items[i]
-            path = find_image(subset, image_id, self.annotation(i).filename)
+            usual = images_dir(subset) / f"{image_id}.jpg"  # find_image's first choice: no need to parse the XML
+            path = usual if usual.is_file() else find_image(subset, image_id, self.annotation(i).filename)
             self._image_paths[i] = path
         return path
 
