@@ -32,7 +32,7 @@ from detector.cli import task_of
 from detector.data.augment import PRESETS
 from detector.data.formats import FORMATS
 from detector.inference.tta import TTA_MODES
-from detector.models.backbones import BACKBONES
+from detector.models.backbones import BACKBONES, BOX_HEADS, NORMS
 from detector.models.factory import DETECTOR_KINDS
 from detector.training import ClassificationTrainConfig, DetectionTrainConfig, train_classifier, train_detector
 from detector.training.classification import FIND_LR_END, FIND_LR_START
@@ -52,7 +52,7 @@ improving. --lr auto runs the learning-rate range test first and trains with its
 the test. Writes into --out: last.pt (resumable), best.pt (best validation top-1), epoch_N.pt (periodic),
 metrics.jsonl, training_curves.png, confusion_matrix.png, results.json, and lr_finder.png with the range test.
 """
-_TUPLES = ("min_size", "anchor_sizes", "milestones", "hidden_sizes", "channels")
+_TUPLES = ("set", "min_size", "anchor_sizes", "milestones", "hidden_sizes", "channels")
 
 
 def _lr(value: str) -> float | str:
@@ -160,6 +160,22 @@ def _detection_model(p: argparse.ArgumentParser, d: dict) -> None:
         default=d["pooler"],
         help="RoI pooling (faster_rcnn, fast_rcnn); default: roi_pool, or roi_align for tiny",
     )
+    m.add_argument(
+        "--norm", choices=NORMS, default=d["norm"],
+        help="the ResNets' normalisation: frozen_bn (the papers', with ImageNet weights), bn (batch statistics) or "
+        "gn (GroupNorm, from scratch); default: frozen_bn, or gn with --pretrained none",
+    )  # fmt: skip
+    m.add_argument(
+        "--box-head", choices=BOX_HEADS, default=d["box_head"],
+        help="the RoI head: trunk (VGG16's fc6/fc7, ResNet's res5 on 14x14 RoIs: the papers') or mlp (two 1024-d "
+        "layers on 7x7 RoIs, torchvision's); default: trunk",
+    )  # fmt: skip
+    m.add_argument(
+        "--set", nargs="+", default=list(d["set"]), metavar="KEY=VALUE",
+        help="any other model setting, stored in the checkpoint: e.g. rpn.allowed_border=1e4 "
+        "roi_heads.batch_size_per_image=512 rpn.min_size=0 (the names are the model config's, see "
+        "detector/models/rpn.py and roi_heads.py)",
+    )  # fmt: skip
     s = p.add_argument_group("selective-search proposals (fast_rcnn, rcnn)")
     s.add_argument(
         "--proposal-mode",

@@ -8,6 +8,13 @@ D head representation size.
 - ResNet "C4": stem..res4 is the trunk (C=1024, or 256 for ResNet-18/34), res5 + global average pooling is
   the head on 14x14 pooled RoIs (D=2048, or 512); batch norm frozen everywhere, stem and res2 frozen.
 - tiny: a narrow stride-8 trunk trained from scratch, for tests and the small default model.
+
+Training from scratch (``pretrained=None``) changes two things the papers fix for ImageNet weights, both chosen in
+the model's config (so a checkpoint rebuilds the same network): ``frozen_stages=0`` trains every layer (frozen
+random filters are noise), and ``norm="gn"`` gives the ResNets GroupNorm, whose statistics come from each
+image alone (a detection batch of 1-4 images is too few for batch norm's). ``box_head="mlp"`` replaces the trunk's
+own top layers as the RoI head by torchvision's two 1024-d fully connected layers on 7x7 RoIs (``TwoMLPHead``), a
+tenth of res5's cost per RoI.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 from torchvision import models
+from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detector.models.pretrained import load_checked, load_pretrained_state_dict
@@ -23,6 +31,9 @@ from detector.models.pretrained import load_checked, load_pretrained_state_dict
 BACKBONES = ("vgg16", "resnet18", "resnet34", "resnet50", "resnet101", "tiny")
 # The trunk's stride, where the RPN places its anchors (tests check it against the built trunks).
 STRIDES = {name: 8 if name == "tiny" else 16 for name in BACKBONES}
+NORMS = ("frozen_bn", "bn", "gn")  # the ResNets' normalisation layers (VGG16 has none; tiny always GroupNorm)
+BOX_HEADS = ("trunk", "mlp")  # the RoI head: the trunk's own top layers, or torchvision's TwoMLPHead
+MLP_POOL, MLP_SIZE = 7, 1024
 
 
 class Backbone(nn.Module):
@@ -55,32 +66,64 @@ def _freeze(module: nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def vgg16_backbone(state_dict: dict | None = None, *, trainable_from: int = 10) -> Backbone:
-    """``trainable_from``: index in ``vgg16().features`` of the first trainable layer (10 = conv3_1, i.e.
-    conv1-conv2 frozen)."""
+# Index in vgg16().features of the first layer of each conv stage: frozen_stages=2 freezes conv1-conv2.
+_VGG_STAGE_STARTS = (0, 5, 10, 17, 24)
+
+
+def _mlp_backbone(body: nn.Module, out_channels: int, stride: int = 16) -> Backbone:
+    head = TwoMLPHead(out_channels * MLP_POOL**2, MLP_SIZE)  # flattens [R, C, 7, 7] itself
+    return Backbone(
+        body=body, head=head, out_channels=out_channels, representation_size=MLP_SIZE, pool_size=MLP_POOL, stride=stride
+    )
+
+
+def vgg16_backbone(state_dict: dict | None = None, *, frozen_stages: int = 2, box_head: str = "trunk") -> Backbone:
+    """``frozen_stages``: how many of the five conv stages keep their weights (2 = conv1-conv2, py-faster-rcnn)."""
     vgg = models.vgg16(weights=None)
     if state_dict is not None:
         load_checked(vgg, state_dict, source="vgg16")
     body = vgg.features[:30]  # up to relu5_3; pool5 is replaced by RoI pooling
+    trainable_from = _VGG_STAGE_STARTS[frozen_stages] if frozen_stages < len(_VGG_STAGE_STARTS) else len(body)
     for layer in list(body)[:trainable_from]:
         _freeze(layer)
+    if box_head == "mlp":
+        return _mlp_backbone(body, 512)
     head = nn.Sequential(nn.Flatten(), *list(vgg.classifier)[:6])  # fc6, relu, dropout, fc7, relu, dropout
     return Backbone(body=body, head=head, out_channels=512, representation_size=4096, pool_size=7)
 
 
-def resnet_c4_backbone(name: str, state_dict: dict | None = None, *, frozen_stages: int = 2) -> Backbone:
-    """``frozen_stages``: 1 = stem, 2 = stem + res2 (default), 0 = nothing frozen but batch norm."""
-    resnet = getattr(models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
+def _group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(32, channels)  # Wu & He (2018): 32 groups; ResNet-18's 64-channel stem gets groups of 2
+
+
+_NORM_LAYERS = {"frozen_bn": FrozenBatchNorm2d, "bn": nn.BatchNorm2d, "gn": _group_norm}
+
+
+def resnet_c4_backbone(
+    name: str,
+    state_dict: dict | None = None,
+    *,
+    frozen_stages: int = 2,
+    norm: str = "frozen_bn",
+    box_head: str = "trunk",
+) -> Backbone:
+    """``frozen_stages``: 1 = stem, 2 = stem + res2 (default), 0 = nothing frozen; ``norm``: one of ``NORMS``
+    (frozen_bn: batch norm frozen at its loaded statistics, the papers' choice with ImageNet weights)."""
+    resnet = getattr(models, name)(weights=None, norm_layer=_NORM_LAYERS[norm])
     if state_dict is not None:
-        # FrozenBatchNorm2d has no num_batches_tracked; torchvision's checkpoints do.
-        state_dict = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+        if norm == "gn":
+            raise ValueError("ImageNet weights come with batch norm; use norm='frozen_bn' or 'bn' to load them")
+        if norm == "frozen_bn":  # FrozenBatchNorm2d has no num_batches_tracked; torchvision's checkpoints do.
+            state_dict = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
         load_checked(resnet, state_dict, source=name)
     stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
     body = nn.Sequential(stem, resnet.layer1, resnet.layer2, resnet.layer3)
     for stage in list(body)[:frozen_stages]:
         _freeze(stage)
-    head = nn.Sequential(resnet.layer4, nn.AdaptiveAvgPool2d(1), nn.Flatten())
     c4 = resnet.layer4[0].conv1.in_channels  # res4's output width, for basic and bottleneck blocks alike
+    if box_head == "mlp":
+        return _mlp_backbone(body, c4)
+    head = nn.Sequential(resnet.layer4, nn.AdaptiveAvgPool2d(1), nn.Flatten())
     return Backbone(body=body, head=head, out_channels=c4, representation_size=resnet.fc.in_features, pool_size=14)
 
 
@@ -120,11 +163,24 @@ def tiny_backbone(width: int = 32) -> Backbone:
     return Backbone(body=body, head=head, out_channels=4 * w, representation_size=16 * w, pool_size=7, stride=8)
 
 
-def build_backbone(name: str, pretrained: str | Path | None = None, *, weights_dir: str | Path = "weights") -> Backbone:
+def build_backbone(
+    name: str,
+    pretrained: str | Path | None = None,
+    *,
+    weights_dir: str | Path = "weights",
+    norm: str = "frozen_bn",
+    frozen_stages: int = 2,
+    box_head: str = "trunk",
+) -> Backbone:
     """Builds a backbone by name; ``pretrained`` is ``None``/"none", "imagenet" (torchvision's file looked up in
-    ``weights_dir`` and torch's hub cache) or a path to a torchvision-format state dict."""
+    ``weights_dir`` and torch's hub cache) or a path to a torchvision-format state dict. ``norm``, ``frozen_stages``
+    and ``box_head``: see the module docstring (the tiny backbone has its own and ignores them)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+    if box_head not in BOX_HEADS:
+        raise ValueError(f"unknown box head {box_head!r}; choose one of {', '.join(BOX_HEADS)}")
     if name == "tiny":
         if pretrained not in (None, "none"):
             raise ValueError("the tiny backbone has no ImageNet weights; use --pretrained none")
@@ -133,5 +189,5 @@ def build_backbone(name: str, pretrained: str | Path | None = None, *, weights_d
     if pretrained not in (None, "none"):
         state_dict = load_pretrained_state_dict(name, pretrained, weights_dir=weights_dir)
     if name == "vgg16":
-        return vgg16_backbone(state_dict)
-    return resnet_c4_backbone(name, state_dict)
+        return vgg16_backbone(state_dict, frozen_stages=frozen_stages, box_head=box_head)
+    return resnet_c4_backbone(name, state_dict, frozen_stages=frozen_stages, norm=norm, box_head=box_head)

@@ -29,7 +29,17 @@ class DetectorConfig(DictConfig):
 
     backbone: str = "vgg16"
     num_classes: int = 20
+    # How the backbone is built (``detector.models.backbones``); the defaults are the papers' for ImageNet weights,
+    # training from scratch sets norm="gn", frozen_stages=0 (``scratch_settings``).
+    norm: str = "frozen_bn"
+    frozen_stages: int = 2
+    box_head: str = "trunk"
     display_score_threshold: float = 0.7  # for drawings and the service; evaluation uses roi_heads.score_threshold
+
+    @property
+    def backbone_options(self) -> dict:
+        """``build_backbone``'s keyword arguments from this config."""
+        return {"norm": self.norm, "frozen_stages": self.frozen_stages, "box_head": self.box_head}
 
     @property
     def external_proposals(self) -> bool:

@@ -136,7 +136,7 @@ class FastRCNN(SelectiveSearchDetector):
     ):
         super().__init__(config)
         self.transform = detector_transform(config.min_size, config.max_size)
-        self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
+        self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir, **config.backbone_options)
         self.roi_heads = RoIHeads(self.backbone, config.num_classes, config.roi_heads)
 
     def forward(

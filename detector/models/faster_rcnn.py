@@ -89,7 +89,7 @@ class FasterRCNN(Detector):
     ):
         super().__init__(config)
         self.transform = detector_transform(config.min_size, config.max_size)
-        self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
+        self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir, **config.backbone_options)
         self.rpn = RegionProposalNetwork(self.backbone.out_channels, config.rpn, self.backbone.stride)
         self.roi_heads = RoIHeads(self.backbone, config.num_classes, config.roi_heads)
 

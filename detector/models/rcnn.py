@@ -104,7 +104,7 @@ class RCNN(SelectiveSearchDetector):
         self, config: RCNNConfig, *, pretrained: str | Path | None = None, weights_dir: str | Path = "weights"
     ):
         super().__init__(config)
-        self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir)
+        self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir, **config.backbone_options)
         # RoIHeads supplies what R-CNN shares with its successors: window sampling, the (K + 1)-way classifier
         # and class-specific deltas (``predictor``: ``cls_score`` is fine-tuned with the CNN, ``bbox_pred`` is
         # the separate regressor) and the per-class NMS postprocessing. Its RoI pooling is not used.

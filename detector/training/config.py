@@ -96,6 +96,9 @@ class DetectionTrainConfig(TrainConfig):
     anchor_sizes: tuple[float, ...] | tuple[str] | None = None  # ("auto",): fitted to the training boxes
     aspect_ratios: tuple[float, ...] | tuple[str] | None = None  # ("auto",): fitted too
     pooler: str | None = None
+    norm: str | None = None  # the ResNets' normalisation (unset: frozen_bn with ImageNet weights, gn from scratch)
+    box_head: str | None = None  # trunk (res5 / fc6-fc7) or mlp (torchvision's TwoMLPHead); unset: trunk
+    set: tuple[str, ...] = ()  # KEY=VALUE model settings (DictConfig.set_option), stored in the model's config
     proposal_mode: str | None = None
     max_proposals: int | None = None
     proposal_cache: str | None = None

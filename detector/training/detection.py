@@ -114,10 +114,24 @@ def _datasets(cfg: DetectionTrainConfig) -> tuple[AnnotatedDetection, AnnotatedD
     return train, (val.first(cfg.val_limit) if cfg.val_limit else val)
 
 
-def model_config(cfg: DetectionTrainConfig, num_classes: int) -> DetectorConfig:
+ARCHITECTURE = ("norm", "frozen_stages", "box_head")  # the config fields that decide which weights exist
+
+
+def model_config(
+    cfg: DetectionTrainConfig, num_classes: int, *, scratch: bool = False, init_config: dict | None = None
+) -> DetectorConfig:
     """The kind's default config for the backbone with the settings the run gives; warns about the ones this kind
-    has no use for."""
+    has no use for. ``scratch`` (no pretrained weights): every layer trains and ResNets get GroupNorm. With
+    ``init_config`` (the --init checkpoint's model config) its architecture is the default."""
     model_cfg = default_config(cfg.model, cfg.backbone, num_classes)
+    if scratch and cfg.backbone != "tiny":
+        model_cfg.norm, model_cfg.frozen_stages = "gn", 0
+    for name in ARCHITECTURE if init_config else ():
+        setattr(model_cfg, name, init_config.get(name, getattr(model_cfg, name)))
+    model_cfg.norm = cfg.norm or model_cfg.norm
+    model_cfg.box_head = cfg.box_head or model_cfg.box_head
+    if model_cfg.norm == "gn" and not (scratch or init_config):
+        raise SystemExit("error: --norm gn needs --pretrained none (ImageNet weights come with batch norm)")
     ignored = model_cfg.override(
         min_size=cfg.min_size, max_size=cfg.max_size, pooler=cfg.pooler,
         anchor_sizes=None if _is_auto(cfg.anchor_sizes) else cfg.anchor_sizes,
@@ -127,6 +141,14 @@ def model_config(cfg: DetectionTrainConfig, num_classes: int) -> DetectorConfig:
     if ignored:
         flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
         print(f"warning: {flags} mean(s) nothing for --model {cfg.model}; ignored", file=sys.stderr)
+    for item in cfg.set:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError(f"--set {item}: write KEY=VALUE, e.g. rpn.allowed_border=1e4")
+            model_cfg.set_option(key.strip(), value.strip())
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
     return model_cfg
 
 
@@ -398,9 +420,14 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     if ckpt is not None:
         model_cfg, pretrained = config_from_dict(ckpt["kind"], ckpt["model_config"]), None  # it has every weight
     else:
-        model_cfg = model_config(cfg, len(classes))
-        fit_model_anchors(cfg, model_cfg, train_base, say=say)
         pretrained = ("none" if cfg.backbone == "tiny" else "imagenet") if cfg.pretrained == "auto" else cfg.pretrained
+        scratch = pretrained in (None, "none") and not cfg.init
+        try:
+            init_config = checkpoint.load(cfg.init).get("model_config") if cfg.init else None
+        except checkpoint.CheckpointError as exc:
+            raise SystemExit(f"error: --init: {exc}") from None
+        model_cfg = model_config(cfg, len(classes), scratch=scratch, init_config=init_config)
+        fit_model_anchors(cfg, model_cfg, train_base, say=say)
     if cfg.init and ckpt is None:
         pretrained = None  # every weight comes from the --init checkpoint
     if model_cfg.external_proposals:

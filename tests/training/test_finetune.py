@@ -96,3 +96,31 @@ def test_fine_tuning_the_default_detector_to_renamed_classes_beats_training_from
         )  # fmt: skip
         results[name] = train_detector(config)["last_eval"]["map"]
     assert results["fine-tuned"] > 0.4 and results["fine-tuned"] - results["scratch"] > 0.3, results
+
+
+def test_from_scratch_a_resnet_trains_every_layer_with_group_norm_and_stores_it(tiny_voc, tmp_path, capsys):
+    out = tmp_path / "scratch"
+    train_detector(DetectionTrainConfig(
+        data=str(tiny_voc), train_split="train", val_split="none", out=str(out), backbone="resnet18",
+        pretrained="none", min_size=(96,), max_size=128, box_head="mlp", set=("rpn.min_size=0", "rpn.channels=64"),
+        lr=0.01, workers=0, no_progress=True, epochs=1, iters=2,
+    ))  # fmt: skip
+    saved = checkpoint.load(out / "last.pt")
+    cfg = saved["model_config"]
+    assert (cfg["norm"], cfg["frozen_stages"], cfg["box_head"]) == ("gn", 0, "mlp")
+    assert (cfg["rpn"]["min_size"], cfg["rpn"]["channels"]) == (0.0, 64)
+    torch.manual_seed(0)  # the run's --seed: the initial weights it trained from
+    initial = build_detector("faster_rcnn", config_from_dict("faster_rcnn", cfg)).state_dict()
+    for key in ("backbone.body.0.0.weight", "backbone.body.0.1.weight", "backbone.body.1.0.conv1.weight"):
+        assert not torch.equal(saved["model"][key], initial[key]), f"{key} did not train"  # stem, its GN, res2
+
+
+def test_group_norm_needs_training_from_scratch_and_set_names_a_known_setting(tiny_voc, tmp_path):
+    common = dict(data=str(tiny_voc), train_split="train", val_split="none", out=str(tmp_path / "r"),
+                  backbone="resnet18", workers=0, no_progress=True, epochs=1, iters=1)  # fmt: skip
+    with pytest.raises(SystemExit, match="--norm gn needs --pretrained none"):
+        train_detector(DetectionTrainConfig(**common, norm="gn", pretrained="imagenet"))
+    with pytest.raises(SystemExit, match="no setting 'allowed_boarder'"):
+        train_detector(DetectionTrainConfig(**common, pretrained="none", set=("rpn.allowed_boarder=0",)))
+    with pytest.raises(SystemExit, match="write KEY=VALUE"):
+        train_detector(DetectionTrainConfig(**common, pretrained="none", set=("rpn.min_size",)))
