@@ -1,0 +1,5 @@
+import sys
+
+from detector.tools.realdata.cli import main
+
+sys.exit(main())
