@@ -168,7 +168,7 @@ def _detection_model(p: argparse.ArgumentParser, d: dict) -> None:
     m.add_argument(
         "--box-head", choices=BOX_HEADS, default=d["box_head"],
         help="the RoI head: trunk (VGG16's fc6/fc7, ResNet's res5 on 14x14 RoIs: the papers') or mlp (two 1024-d "
-        "layers on 7x7 RoIs, torchvision's); default: trunk",
+        "layers on 7x7 RoIs, torchvision's); default: trunk, or mlp with --pretrained none",
     )  # fmt: skip
     m.add_argument(
         "--set", nargs="+", default=list(d["set"]), metavar="KEY=VALUE",

@@ -30,7 +30,7 @@ class DetectorConfig(DictConfig):
     backbone: str = "vgg16"
     num_classes: int = 20
     # How the backbone is built (``detector.models.backbones``); the defaults are the papers' for ImageNet weights,
-    # training from scratch sets norm="gn", frozen_stages=0 (``scratch_settings``).
+    # training from scratch sets norm="gn", frozen_stages=0, box_head="mlp" (``detector.training.detection``).
     norm: str = "frozen_bn"
     frozen_stages: int = 2
     box_head: str = "trunk"

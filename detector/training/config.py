@@ -97,7 +97,8 @@ class DetectionTrainConfig(TrainConfig):
     aspect_ratios: tuple[float, ...] | tuple[str] | None = None  # ("auto",): fitted too
     pooler: str | None = None
     norm: str | None = None  # the ResNets' normalisation (unset: frozen_bn with ImageNet weights, gn from scratch)
-    box_head: str | None = None  # trunk (res5 / fc6-fc7) or mlp (torchvision's TwoMLPHead); unset: trunk
+    box_head: str | None = None  # trunk (res5 / fc6-fc7) or mlp (torchvision's TwoMLPHead); unset: trunk, or mlp
+    # from scratch
     set: tuple[str, ...] = ()  # KEY=VALUE model settings (DictConfig.set_option), stored in the model's config
     proposal_mode: str | None = None
     max_proposals: int | None = None

@@ -121,11 +121,12 @@ def model_config(
     cfg: DetectionTrainConfig, num_classes: int, *, scratch: bool = False, init_config: dict | None = None
 ) -> DetectorConfig:
     """The kind's default config for the backbone with the settings the run gives; warns about the ones this kind
-    has no use for. ``scratch`` (no pretrained weights): every layer trains and ResNets get GroupNorm. With
-    ``init_config`` (the --init checkpoint's model config) its architecture is the default."""
+    has no use for. ``scratch`` (no pretrained weights): every layer trains, ResNets get GroupNorm and the RoI head
+    is torchvision's two-layer MLP on 7x7 RoIs instead of the trunk's top stage. With ``init_config`` (the --init
+    checkpoint's model config) its architecture is the default."""
     model_cfg = default_config(cfg.model, cfg.backbone, num_classes)
-    if scratch and cfg.backbone != "tiny":
-        model_cfg.norm, model_cfg.frozen_stages = "gn", 0
+    if scratch and cfg.backbone != "tiny":  # see README "Training from scratch" for the measurements behind these
+        model_cfg.norm, model_cfg.frozen_stages, model_cfg.box_head = "gn", 0, "mlp"
     for name in ARCHITECTURE if init_config else ():
         setattr(model_cfg, name, init_config.get(name, getattr(model_cfg, name)))
     model_cfg.norm = cfg.norm or model_cfg.norm

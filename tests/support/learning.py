@@ -70,8 +70,8 @@ def detection_map_before_after(data_root: Path, out: Path, kind: str, options: d
     images of an untrained model with the same config (``before``) and of the trained one (``after``): the test is
     that the model learns, not that it generalises from 8 images."""
     train_detector(DetectionTrainConfig(
-        data=str(data_root), train_split="train", val_split="none", out=str(out), model=kind, backbone="tiny",
-        workers=0, no_progress=True, checkpoint_every=0, hflip=0.0, seed=seed, **options,
+        data=str(data_root), train_split="train", val_split="none", out=str(out), model=kind, workers=0,
+        no_progress=True, checkpoint_every=0, hflip=0.0, seed=seed, **{"backbone": "tiny", **options},
     ))  # fmt: skip
     trained, ckpt = load_detector(out / "last.pt")
     assert ckpt["kind"] == kind and trained.kind == kind
@@ -108,6 +108,17 @@ def rcnn(data: Path, out: Path, seed: int) -> dict:
     options = dict(epochs=30, batch_size=2, optimizer="adam", lr=0.001, weight_decay=1e-4, warmup_iters=10,
                    schedule="constant")  # fmt: skip
     return detection_map_before_after(data, out, "rcnn", options, seed)
+
+
+@recipe("resnet18_scratch", "voc")
+def resnet18_scratch(data: Path, out: Path, seed: int) -> dict:
+    """A ResNet-18 Faster R-CNN from random weights with --pretrained none's defaults (GroupNorm, every layer
+    trained, the MLP box head), at the tiny images' scale: anchors 16-64 px (objects are 10-90 px at 128 px)."""
+    options = dict(backbone="resnet18", pretrained="none", min_size=(128,), max_size=192,
+                   anchor_sizes=(16.0, 32.0, 64.0), set=("rpn.channels=128",), epochs=40, batch_size=2, lr=0.02,
+                   weight_decay=1e-4, warmup_iters=10, schedule="constant")  # fmt: skip
+    with one_thread():
+        return detection_map_before_after(data, out, "faster_rcnn", options, seed)
 
 
 def lenet5_initial(seed: int):

@@ -15,6 +15,7 @@ from detector.data.synth import generate
 from detector.models.factory import build_detector, config_from_dict
 from detector.training import DetectionTrainConfig, train_detector
 from detector.training.detection import CLASS_OUTPUTS, init_from_checkpoint
+from tests.support import learning
 from tests.support.paths import DEFAULT_DETECTOR
 
 
@@ -102,7 +103,7 @@ def test_from_scratch_a_resnet_trains_every_layer_with_group_norm_and_stores_it(
     out = tmp_path / "scratch"
     train_detector(DetectionTrainConfig(
         data=str(tiny_voc), train_split="train", val_split="none", out=str(out), backbone="resnet18",
-        pretrained="none", min_size=(96,), max_size=128, box_head="mlp", set=("rpn.min_size=0", "rpn.channels=64"),
+        pretrained="none", min_size=(96,), max_size=128, set=("rpn.min_size=0", "rpn.channels=64"),
         lr=0.01, workers=0, no_progress=True, epochs=1, iters=2,
     ))  # fmt: skip
     saved = checkpoint.load(out / "last.pt")
@@ -124,3 +125,10 @@ def test_group_norm_needs_training_from_scratch_and_set_names_a_known_setting(ti
         train_detector(DetectionTrainConfig(**common, pretrained="none", set=("rpn.allowed_boarder=0",)))
     with pytest.raises(SystemExit, match="write KEY=VALUE"):
         train_detector(DetectionTrainConfig(**common, pretrained="none", set=("rpn.min_size",)))
+
+
+@pytest.mark.learning
+def test_a_resnet18_from_scratch_learns_on_the_generated_data(tiny_voc, tmp_path):
+    # Margin: MARGIN_PLACEHOLDER
+    m = learning.resnet18_scratch(tiny_voc, tmp_path / "r", seed=0)
+    assert m["before"] < 0.05 and m["after"] > 0.4, m

@@ -3,14 +3,14 @@
     python -m detector.tools.realdata prepare [--wheel deepforest-2.1.0-py3-none-any.whl] [--out data/trees]
     python -m detector.tools.realdata run [--data data/trees] [--out runs/realdata] [--epochs 12] [--only NAME ...]
 
-``run`` trains each configuration at one budget (ResNet-18 from scratch, 600/1000, SGD momentum 0.01 with 100
-warm-up iterations and decays at 2/3 and 11/12 of the epochs, batch 2, seed 0, the same 25% validation draw) and
-scores it on the validation tiles with VOC07 mAP and COCO AP@[.5:.95] (pycocotools):
+``run`` trains each configuration at one budget (ResNet-18 from scratch with --pretrained none's defaults, RoIAlign,
+600/1000, SGD momentum 0.01 with 100 warm-up iterations and decays at 2/3 and 11/12 of the epochs, batch 2, seed 0,
+the same 25% validation draw) and scores it on the validation tiles with VOC07 mAP and COCO AP@[.5:.95] (pycocotools):
 
     ours-default     the from-scratch model with the papers' anchors (128, 256, 512)
     ours-32-128      the same with the torchvision reference's anchors (32, 64, 128)
     ours-auto        anchors fitted to the boxes (--anchor-sizes auto --aspect-ratios auto)
-    ours-auto-PRESET the same with an augmentation preset (basic, strong, d4)
+    ours-auto-PRESET the same with an augmentation preset (strong, d4) instead of the flip alone
     torchvision      torchvision's FasterRCNN on the same trunk with anchors 32, 64, 128 (``baseline``)
 
 Ours run through ``python -m detector.train`` and ``python -m detector.evaluate``, as a user would run them (the
@@ -49,7 +49,7 @@ RUNS = {
     "ours-32-128": ["--anchor-sizes", "32", "64", "128"],
     "ours-auto": ["--anchor-sizes", "auto", "--aspect-ratios", "auto"],
     **{f"ours-auto-{p}": ["--anchor-sizes", "auto", "--aspect-ratios", "auto", "--augment", p]
-       for p in ("basic", "strong", "d4")},
+       for p in ("strong", "d4")},
     "torchvision": None,
 }  # fmt: skip
 
