@@ -9,7 +9,8 @@ import torch
 from detector.core import checkpoint
 from detector.models.base import Detector, DetectorConfig
 from detector.models.fast_rcnn import FastRCNN
-from detector.models.faster_rcnn import FasterRCNN
+from detector.models.faster_rcnn import FasterRCNN, fpn_config
+from detector.models.fpn import FPN_BACKBONES
 from detector.models.rcnn import RCNN
 
 # The checkpoint's "kind" -> the class that rebuilds it (its ``config_class`` reads "model_config").
@@ -26,6 +27,10 @@ def detector_class(kind: str) -> type[Detector]:
 def default_config(kind: str, backbone: str, num_classes: int) -> DetectorConfig:
     """The paper's configuration of ``kind`` on ``backbone``, or the tiny CPU one for the tiny backbone."""
     cls = detector_class(kind)
+    if backbone in FPN_BACKBONES:
+        if kind != "faster_rcnn":
+            raise ValueError(f"the feature-pyramid backbones are Faster R-CNN's only, not {kind}'s")
+        return fpn_config(backbone, num_classes)
     return (
         cls.tiny_config(num_classes)
         if backbone == "tiny"

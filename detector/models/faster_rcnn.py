@@ -14,6 +14,7 @@ from torch import Tensor
 
 from detector.models.backbones import build_backbone
 from detector.models.base import Detector, DetectorConfig
+from detector.models.fpn import FPN_BACKBONES, PyramidRPN, fpn_backbone
 from detector.models.roi_heads import RoIHeads, RoIHeadsConfig
 from detector.models.rpn import RegionProposalNetwork, RPNConfig
 from detector.models.transform import detector_transform
@@ -73,6 +74,25 @@ def tiny_config(num_classes: int) -> FasterRCNNConfig:
     )
 
 
+def fpn_config(backbone: str, num_classes: int) -> FasterRCNNConfig:
+    """torchvision's preset for its COCO detector on ``backbone`` (``fasterrcnn_resnet50_fpn``, ``..._v2``,
+    ``fasterrcnn_mobilenet_v3_large_fpn``): every setting it uses, so that its weights give its answers."""
+    mobilenet = backbone.startswith("mobilenet")
+    sizes = (32.0, 64.0, 128.0, 256.0, 512.0)
+    rpn = RPNConfig(
+        anchor_sizes=sizes, anchor_sizes_per_level=(sizes,) * 3 if mobilenet else tuple((s,) for s in sizes),
+        anchor_offset=0.0, round_anchors=True, channels=256, conv_depth=2 if backbone.endswith("_v2") else 1,
+        allowed_border=1e9, pre_nms_top_n_train=2000, post_nms_top_n_train=2000, pre_nms_top_n_test=1000,
+        post_nms_top_n_test=1000, min_size=1e-3, score_threshold=0.05 if mobilenet else 0.0,
+    )  # fmt: skip
+    roi_heads = RoIHeadsConfig(pooler="multiscale", batch_size_per_image=512, nms_threshold=0.5, smooth_l1_sigma=3.0)
+    return FasterRCNNConfig(
+        backbone=backbone, num_classes=num_classes, min_size=(800,), max_size=1333, rpn=rpn, roi_heads=roi_heads,
+        norm="bn" if backbone.endswith("_v2") else "frozen_bn", frozen_stages=3 if mobilenet else 2,
+        box_head="4conv1fc" if backbone.endswith("_v2") else "mlp",
+    )  # fmt: skip
+
+
 class FasterRCNN(Detector):
     """``forward(images, targets=None)``: images is a list of [3, H, W] float tensors in [0, 1].
 
@@ -89,8 +109,19 @@ class FasterRCNN(Detector):
     ):
         super().__init__(config)
         self.transform = detector_transform(config.min_size, config.max_size)
-        self.backbone = build_backbone(config.backbone, pretrained, weights_dir=weights_dir, **config.backbone_options)
-        self.rpn = RegionProposalNetwork(self.backbone.out_channels, config.rpn, self.backbone.stride)
+        if config.backbone in FPN_BACKBONES:
+            if pretrained not in (None, "none"):
+                raise ValueError(
+                    f"{config.backbone} starts from a detector checkpoint (python -m detector.weights "
+                    "import-torchvision or fetch), not from ImageNet weights: use --init CKPT"
+                )
+            self.backbone = fpn_backbone(config.backbone, **config.backbone_options)
+            self.rpn = PyramidRPN(self.backbone.out_channels, config.rpn)
+        else:
+            self.backbone = build_backbone(
+                config.backbone, pretrained, weights_dir=weights_dir, **config.backbone_options
+            )
+            self.rpn = RegionProposalNetwork(self.backbone.out_channels, config.rpn, self.backbone.stride)
         self.roi_heads = RoIHeads(self.backbone, config.num_classes, config.roi_heads)
 
     @property
@@ -108,7 +139,11 @@ class FasterRCNN(Detector):
         batch, targets = self.transform(images, targets)
         scales = [h / oh for (h, _), (oh, _) in zip(batch.image_sizes, original_sizes)]
         features = self.backbone(batch.tensors)
-        proposals, rpn_losses = self.rpn(features, batch.image_sizes, scales, targets)
+        if isinstance(self.rpn, PyramidRPN):
+            padded = tuple(batch.tensors.shape[-2:])
+            proposals, rpn_losses = self.rpn(features, batch.image_sizes, scales, targets, padded_size=padded)
+        else:
+            proposals, rpn_losses = self.rpn(features, batch.image_sizes, scales, targets)
         detections, head_losses = self.roi_heads(features, proposals, batch.image_sizes, targets)
         if targets is not None:
             return {**rpn_losses, **head_losses}

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes, roi_align, roi_pool
+from torchvision.ops import (
+    MultiScaleRoIAlign,
+    batched_nms,
+    box_iou,
+    clip_boxes_to_image,
+    remove_small_boxes,
+    roi_align,
+    roi_pool,
+)
 
 from detector.models.backbones import Backbone
 from detector.models.boxes import BoxCoder, Matcher, sample_balanced
@@ -25,7 +33,7 @@ from detector.models.boxes import BoxCoder, Matcher, sample_balanced
 class RoIHeadsConfig:
     """Faster R-CNN's defaults (py-faster-rcnn end-to-end); Fast R-CNN overrides a few."""
 
-    pooler: str = "roi_pool"  # or "roi_align"
+    pooler: str = "roi_pool"  # or "roi_align"; "multiscale" (a feature pyramid: torchvision's MultiScaleRoIAlign)
     batch_size_per_image: int = 128
     positive_fraction: float = 0.25
     # Hold the foreground fraction by drawing fewer background RoIs when there are few foreground ones (R-CNN:
@@ -62,12 +70,16 @@ class BoxPredictor(nn.Module):
 class RoIHeads(nn.Module):
     def __init__(self, backbone: Backbone, num_classes: int, config: RoIHeadsConfig):
         super().__init__()
-        if config.pooler not in ("roi_pool", "roi_align"):
-            raise ValueError(f"pooler must be 'roi_pool' or 'roi_align', got {config.pooler!r}")
+        if config.pooler not in ("roi_pool", "roi_align", "multiscale"):
+            raise ValueError(f"pooler must be 'roi_pool', 'roi_align' or 'multiscale', got {config.pooler!r}")
+        if (config.pooler == "multiscale") != (backbone.stride is None):
+            raise ValueError("the 'multiscale' pooler goes with a feature pyramid backbone, and only with one")
         self.config = config
         self.num_classes = num_classes
         self.pool_size = backbone.pool_size
-        self.spatial_scale = 1.0 / backbone.stride
+        self.spatial_scale = 1.0 / backbone.stride if backbone.stride else None
+        if config.pooler == "multiscale":
+            self.multiscale = MultiScaleRoIAlign(list(backbone.pooled_levels), backbone.pool_size, sampling_ratio=2)
         self.head = backbone.head
         self.predictor = BoxPredictor(backbone.representation_size, num_classes)
         self.box_coder = BoxCoder(config.box_weights)
@@ -109,8 +121,13 @@ class RoIHeads(nn.Module):
         return rois, torch.cat(labels), torch.cat(regression)
 
     # --- forward pieces ---------------------------------------------------------------------------------
-    def pool(self, features: Tensor, rois: list[Tensor]) -> Tensor:
-        """features [N, C, Hf, Wf], rois per image -> pooled [R, C, P, P] (torchvision.ops RoI pool / align)."""
+    def pool(
+        self, features: Tensor | dict[str, Tensor], rois: list[Tensor], image_sizes: list[tuple[int, int]]
+    ) -> Tensor:
+        """features [N, C, Hf, Wf] (or a pyramid's levels), rois per image -> pooled [R, C, P, P] (torchvision.ops
+        RoI pool / align, or MultiScaleRoIAlign, which picks each RoI's level by its size)."""
+        if self.config.pooler == "multiscale":
+            return self.multiscale(features, rois, image_sizes)
         size = (self.pool_size, self.pool_size)
         if self.config.pooler == "roi_align":
             return roi_align(features, rois, size, spatial_scale=self.spatial_scale, sampling_ratio=2, aligned=True)
@@ -131,9 +148,9 @@ class RoIHeads(nn.Module):
         """Training (targets given): ([], losses). Inference: (detections per image in resized-image pixels, {})."""
         if targets is not None:
             rois, labels, regression_targets = self.sample_proposals(proposals, targets)
-            class_logits, deltas = self.predictor(self.head(self.pool(features, rois)))
+            class_logits, deltas = self.predictor(self.head(self.pool(features, rois, image_sizes)))
             return [], self.losses(class_logits, deltas, labels, regression_targets)
-        class_logits, deltas = self.predictor(self.head(self.pool(features, proposals)))
+        class_logits, deltas = self.predictor(self.head(self.pool(features, proposals, image_sizes)))
         return self.inference(class_logits, deltas, proposals, image_sizes), {}
 
     def losses(

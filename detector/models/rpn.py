@@ -35,8 +35,18 @@ class RPNConfig:
     pre_nms_top_n_test: int = 6000
     post_nms_top_n_test: int = 300
     nms_threshold: float = 0.7
-    min_size: float = 16.0  # proposals smaller than this (in original-image pixels) are dropped
+    min_size: float = 16.0  # proposals smaller than this (in original-image pixels; PyramidRPN: resized) are dropped
     smooth_l1_sigma: float = 3.0
+    # A feature pyramid (detector.models.fpn.PyramidRPN): the sizes on each level; () is the single-map RPN.
+    anchor_sizes_per_level: tuple[tuple[float, ...], ...] = ()
+    anchor_offset: float = 0.5  # anchors centred at (cell + offset) * stride; torchvision: 0
+    round_anchors: bool = False  # torchvision rounds the centred anchors to whole pixels
+    score_threshold: float = 0.0  # PyramidRPN: proposals below this objectness probability are dropped
+    conv_depth: int = 1  # PyramidRPN: 3x3 convs in torchvision's RPNHead (v2: 2)
+
+    def __post_init__(self):
+        # Checkpoints and JSON store nested tuples as lists.
+        self.anchor_sizes_per_level = tuple(tuple(float(s) for s in level) for level in self.anchor_sizes_per_level)
 
 
 class RPNHead(nn.Module):
@@ -66,8 +76,13 @@ class RegionProposalNetwork(nn.Module):
         self.config = config
         self.anchor_generator = AnchorGenerator(config.anchor_sizes, config.aspect_ratios, stride)
         self.head = RPNHead(in_channels, config.channels, self.anchor_generator.num_anchors)
-        self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
-        self.matcher = Matcher(config.positive_iou, config.negative_iou, allow_low_quality_matches=True)
+        self.box_coder, self.matcher = self._coder_and_matcher(config)
+
+    @staticmethod
+    def _coder_and_matcher(config: RPNConfig) -> tuple[BoxCoder, Matcher]:
+        return BoxCoder((1.0, 1.0, 1.0, 1.0)), Matcher(
+            config.positive_iou, config.negative_iou, allow_low_quality_matches=True
+        )
 
     def forward(
         self,

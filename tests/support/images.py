@@ -1,4 +1,5 @@
-"""Images for tests: encoded to bytes as an upload carries them, or written to a file in a class folder."""
+"""Images for tests: encoded to bytes as an upload carries them, written to a file in a class folder, or real
+photographs from scikit-image."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import io
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from skimage import data
+from torch import Tensor
 
 
 def encode(image: Image.Image | np.ndarray, fmt: str = "JPEG", **kwargs) -> bytes:
@@ -27,3 +31,8 @@ def write_image(path: Path, value, *, size: tuple[int, int], mode: str = "RGB") 
 
 
 RAW = {"content-type": "application/octet-stream"}  # a raw upload; the service recognises the format by content
+
+
+def photo(name: str) -> Tensor:
+    """One of scikit-image's real photographs (``astronaut``, ``coffee``, ``chelsea``) as [3, H, W] float in [0, 1]."""
+    return torch.from_numpy(getattr(data, name)()).permute(2, 0, 1).float().div(255.0).contiguous()
