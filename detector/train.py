@@ -34,6 +34,7 @@ from detector.data.formats import FORMATS
 from detector.inference.tta import TTA_MODES
 from detector.models.backbones import BACKBONES, BOX_HEADS, NORMS
 from detector.models.factory import DETECTOR_KINDS
+from detector.models.fpn import FPN_BACKBONES
 from detector.training import ClassificationTrainConfig, DetectionTrainConfig, train_classifier, train_detector
 from detector.training.classification import FIND_LR_END, FIND_LR_START
 from detector.training.detection import FREEZE
@@ -118,11 +119,16 @@ def _detection_model(p: argparse.ArgumentParser, d: dict) -> None:
         default=d["model"],
         help="faster_rcnn (RPN proposals), fast_rcnn or rcnn (selective-search proposals)",
     )
-    m.add_argument("--backbone", choices=BACKBONES, default=d["backbone"])
+    m.add_argument(
+        "--backbone", choices=BACKBONES + FPN_BACKBONES, default=d["backbone"],
+        help="the papers' single-map trunks, or a feature pyramid (faster_rcnn; start it from a COCO detector)",
+    )  # fmt: skip
     m.add_argument(
         "--pretrained",
         default=d["pretrained"],
-        help="PATH, 'imagenet', 'none', or 'auto' (imagenet except for the tiny backbone)",
+        help="PATH (ImageNet state dict, or a detector checkpoint: then as --init), a COCO detector fetched by "
+        "python -m detector.weights fetch (e.g. coco-frcnn-r50-fpn-v2), 'imagenet', 'none', or 'auto' (imagenet "
+        "except for the tiny backbone)",
     )
     m.add_argument(
         "--init", default=d["init"], metavar="CKPT",

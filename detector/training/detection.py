@@ -44,6 +44,8 @@ from detector.models.anchor_fit import anchor_coverage, fit_anchors
 from detector.models.backbones import STRIDES
 from detector.models.base import Detector, DetectorConfig
 from detector.models.factory import build_detector, config_from_dict, default_config
+from detector.models.fpn import FPN_BACKBONES
+from detector.models.torchvision_import import FETCH_NAMES
 from detector.training import distributed as ddp
 from detector.training.config import DetectionTrainConfig
 from detector.training.hooks import (
@@ -124,8 +126,20 @@ def model_config(
     has no use for. ``scratch`` (no pretrained weights): every layer trains, ResNets get GroupNorm and the RoI head
     is torchvision's two-layer MLP on 7x7 RoIs instead of the trunk's top stage. With ``init_config`` (the --init
     checkpoint's model config) its architecture is the default."""
-    model_cfg = default_config(cfg.model, cfg.backbone, num_classes)
-    if scratch and cfg.backbone != "tiny":  # see README "Training from scratch" for the measurements behind these
+    if init_config and init_config.get("backbone") in FPN_BACKBONES:
+        # A feature-pyramid detector (torchvision's COCO weights, imported) is fine-tuned with its own preset.
+        model_cfg = config_from_dict(cfg.model, {**init_config, "num_classes": num_classes})
+    elif cfg.backbone in FPN_BACKBONES and not scratch:
+        raise SystemExit(
+            f"error: --backbone {cfg.backbone} starts from a COCO detector: python -m detector.weights fetch "
+            "coco-frcnn-r50-fpn-v2 (or import-torchvision), then --pretrained coco-frcnn-r50-fpn-v2 or --init CKPT; "
+            "or train it from scratch with --pretrained none"
+        )
+    else:
+        model_cfg = default_config(cfg.model, cfg.backbone, num_classes)
+    if scratch and cfg.backbone in FPN_BACKBONES:  # batch statistics in torchvision's pyramid extractors
+        model_cfg.norm, model_cfg.frozen_stages = "bn", 0
+    elif scratch and cfg.backbone != "tiny":  # see README "Training from scratch" for the measurements behind these
         model_cfg.norm, model_cfg.frozen_stages, model_cfg.box_head = "gn", 0, "mlp"
     for name in ARCHITECTURE if init_config else ():
         setattr(model_cfg, name, init_config.get(name, getattr(model_cfg, name)))
@@ -191,6 +205,8 @@ def fit_model_anchors(cfg: DetectionTrainConfig, model_cfg: DetectorConfig, trai
     if rpn is None:
         say(f"warning: --anchor-sizes/--aspect-ratios auto mean nothing for --model {cfg.model} (no RPN); ignored")
         return
+    if rpn.anchor_sizes_per_level:
+        raise SystemExit("error: --anchor-sizes/--aspect-ratios auto fit one feature map's anchors, not a pyramid's")
     images = training_scale_boxes(train, model_cfg.min_size[-1], model_cfg.max_size)
     boxes = np.concatenate([b for _, b in images]) if images else np.zeros((0, 4))
     shapes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
@@ -401,6 +417,28 @@ def train_detector(cfg: DetectionTrainConfig) -> dict:
         ddp.teardown(ctx)
 
 
+def _init_checkpoint(cfg: DetectionTrainConfig) -> str | None:
+    """The detector checkpoint to start from: ``--init``, or ``--pretrained`` naming one (a checkpoint file, or a
+    ``python -m detector.weights fetch`` name looked up as ``--weights-dir/NAME.pt``)."""
+    if cfg.init:
+        return cfg.init
+    if cfg.pretrained in FETCH_NAMES:
+        path = Path(cfg.weights_dir) / f"{cfg.pretrained}.pt"
+        if not path.is_file():
+            raise SystemExit(
+                f"error: --pretrained {cfg.pretrained}: {path} does not exist; run python -m detector.weights fetch "
+                f"{cfg.pretrained} --dir {cfg.weights_dir}"
+            )
+        return str(path)
+    if cfg.pretrained not in ("auto", "none", "imagenet") and Path(cfg.pretrained).is_file():
+        try:
+            checkpoint.load(cfg.pretrained)
+        except checkpoint.CheckpointError:
+            return None  # an ImageNet state dict for the backbone
+        return cfg.pretrained
+    return None
+
+
 def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     """The datasets, the model (built, or rebuilt to resume, or initialised from --init) and the checkpoint to
     resume from. Seeds the run before building, so the initial weights follow --seed."""
@@ -418,26 +456,29 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     if "discovered" in train_base.classes_source:  # no class list given: say what was found, in label order
         say(f"classes {train_base.classes_source}: {list(classes)}")
     ckpt, resume_path = _resume_checkpoint(cfg, out, classes, say)
+    init = None
     if ckpt is not None:
         model_cfg, pretrained = config_from_dict(ckpt["kind"], ckpt["model_config"]), None  # it has every weight
     else:
-        pretrained = ("none" if cfg.backbone == "tiny" else "imagenet") if cfg.pretrained == "auto" else cfg.pretrained
-        scratch = pretrained in (None, "none") and not cfg.init
+        init = _init_checkpoint(cfg)
+        auto = "none" if cfg.backbone == "tiny" else "imagenet"
+        pretrained = auto if cfg.pretrained == "auto" else cfg.pretrained
+        scratch = pretrained in (None, "none") and not init
         try:
-            init_config = checkpoint.load(cfg.init).get("model_config") if cfg.init else None
+            init_config = checkpoint.load(init).get("model_config") if init else None
         except checkpoint.CheckpointError as exc:
             raise SystemExit(f"error: --init: {exc}") from None
         model_cfg = model_config(cfg, len(classes), scratch=scratch, init_config=init_config)
         fit_model_anchors(cfg, model_cfg, train_base, say=say)
-    if cfg.init and ckpt is None:
+    if init:
         pretrained = None  # every weight comes from the --init checkpoint
     if model_cfg.external_proposals:
         train_base, val_set = _with_proposals(ctx, cfg, model_cfg, train_base, val_set)
     seed_everything(cfg.seed)
     model: Detector = build_detector(cfg.model, model_cfg, pretrained=pretrained, weights_dir=cfg.weights_dir)
     model.to(ctx.device)
-    if cfg.init and ckpt is None:
-        init_from_checkpoint(model, Path(cfg.init), classes, say=say)
+    if init:
+        init_from_checkpoint(model, Path(init), classes, say=say)
     saved_freeze = ((ckpt or {}).get("train_config") or {}).get("freeze")
     freeze = cfg.freeze or saved_freeze or "none"  # a resumed run keeps the checkpoint's (its optimizer needs it)
     frozen = freeze_parts(model, freeze)

@@ -12,11 +12,16 @@ import torch
 from detector.core import checkpoint
 from detector.data.convert import convert
 from detector.data.synth import generate
-from detector.models.factory import build_detector, config_from_dict
+from detector.data.voc import VOCDetection
+from detector.inference.evaluate import evaluate_detector
+from detector.inference.predictor import DetectionPredictor
+from detector.models.factory import build_detector, config_from_dict, load_detector
+from detector.models.torchvision_import import import_file
 from detector.training import DetectionTrainConfig, train_detector
 from detector.training.detection import CLASS_OUTPUTS, init_from_checkpoint
 from tests.support import learning
 from tests.support.paths import DEFAULT_DETECTOR
+from tests.support.torchvision_models import torchvision_model
 
 
 def test_init_to_other_classes_keeps_every_weight_that_fits_and_the_shared_classes_rows(capsys):
@@ -132,3 +137,30 @@ def test_a_resnet18_from_scratch_learns_on_the_generated_data(tiny_voc, tmp_path
     # Margin: MARGIN_PLACEHOLDER
     m = learning.resnet18_scratch(tiny_voc, tmp_path / "r", seed=0)
     assert m["before"] < 0.05 and m["after"] > 0.4, m
+
+
+@pytest.mark.learning
+def test_an_imported_coco_detector_fine_tunes_to_new_classes(tiny_voc, tmp_path):
+    # torchvision's MobileNetV3-FPN architecture (random weights, calibrated; offline there are no COCO weights),
+    # imported, then `detector.train --pretrained CKPT` on the 6 generated shapes: every weight kept but the class
+    # rows. Measured (seed 0, AMD EPYC): VOC07 mAP on the training images 0.00 before, 0.09 after 60 steps.
+    arch = "fasterrcnn_mobilenet_v3_large_fpn"
+    torch.save(torchvision_model(arch, spread=1.0).state_dict(), tmp_path / "mb.pth")
+    imported = import_file(arch, tmp_path / "mb.pth", tmp_path / "mb.pt")
+    with learning.one_thread():
+        result = train_detector(DetectionTrainConfig(
+            data=str(tiny_voc), train_split="train", val_split="train", out=str(tmp_path / "ft"),
+            pretrained=str(imported), min_size=(320,), max_size=512, epochs=15, batch_size=2, lr=0.003,
+            weight_decay=1e-4, warmup_iters=5, schedule="constant", clip_grad=5.0, hflip=0.0, workers=0,
+            no_progress=True, checkpoint_every=0, eval_every=15, seed=0,
+        ))  # fmt: skip
+        trained, ckpt = load_detector(tmp_path / "ft" / "last.pt")
+        assert trained.config.backbone == "mobilenet_v3_large_fpn" and len(ckpt["class_names"]) == 6
+        # Before: the same model as training started it (imported weights, fresh rows for the 6 classes).
+        start = build_detector("faster_rcnn", trained.config)
+        init_from_checkpoint(start, imported, tuple(ckpt["class_names"]), say=lambda *_: None)
+        data = VOCDetection(tiny_voc, "train", keep_difficult=True)
+        before, _ = evaluate_detector(
+            DetectionPredictor(start.eval(), device=torch.device("cpu")), data, progress=False
+        )
+    assert before.map < 0.02 and result["last_eval"]["map"] > 0.04, (before.map, result["last_eval"])
