@@ -104,3 +104,11 @@ clean:
 # The main job: the service (api/) on the committed default detector and classifier.
 serve: install $(DEFAULT_DETECTOR) $(DEFAULT_CLASSIFIER)
 	$(PY) -m api --host $(HOST) --port $(PORT)
+
+# Real photographs: DeepForest's tree crowns (MIT; the deepforest wheel from PyPI, about 21 MB) tiled into
+# data/trees/, then our from-scratch ResNet-18 Faster R-CNN in several settings and torchvision's FasterRCNN on the
+# same trunk, data and schedule (docs/realdata.md). About 15 minutes per run on 2 CPU cores; not part of `make test`.
+.PHONY: realdata
+realdata: install
+	$(PY) -m detector.tools.realdata prepare --out data/trees
+	$(PY) -m detector.tools.realdata run --data data/trees --out runs/realdata --epochs 12

@@ -72,3 +72,12 @@ def test_find_wheel_says_what_to_do_offline(tmp_path, monkeypatch):
         find_wheel(None, tmp_path / "cache")
     with pytest.raises(SystemExit, match="no such file"):
         find_wheel(tmp_path / "missing.whl", tmp_path / "cache")
+
+
+def test_prepare_leaves_a_prepared_folder_alone(fake_wheel, tmp_path):
+    out = tmp_path / "trees"
+    first = prepare(fake_wheel, out, tile=400)
+    stamp = (out / "Annotations" / "small.xml").stat().st_mtime_ns
+    assert prepare(fake_wheel, out, tile=400) == first
+    assert (out / "Annotations" / "small.xml").stat().st_mtime_ns == stamp
+    assert prepare(fake_wheel, out, tile=300)["images"] == 6  # other settings: rewritten (2 x 1 + 2 x 2 tiles)

@@ -19,6 +19,7 @@ marked ``difficult`` (VOC's rule for objects one cannot be asked to find: never 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -88,7 +89,14 @@ def _cuts(size: int, tile: int) -> list[tuple[int, int]]:
 
 
 def prepare(wheel: Path, out: Path, *, tile: int = 400, min_visible: float = 0.5) -> dict:
-    """Writes the tiled VOC folder to ``out``; returns counts (images, boxes, difficult boxes)."""
+    """Writes the tiled VOC folder to ``out``; returns counts (images, boxes, difficult boxes). A folder already
+    prepared from the same wheel and settings is left as it is (runs may be reading it)."""
+    stamp = {"wheel": wheel.name, "tile": tile, "min_visible": min_visible}
+    marker = out / ".prepared.json"
+    if marker.is_file():
+        done = json.loads(marker.read_text())
+        if done.get("settings") == stamp:
+            return done["counts"]
     if out.exists():
         shutil.rmtree(out)
     (out / "Annotations").mkdir(parents=True)
@@ -116,4 +124,5 @@ def prepare(wheel: Path, out: Path, *, tile: int = 400, min_visible: float = 0.5
                     counts["boxes"] += len(objects)
                     counts["difficult"] += sum(o.difficult for o in objects)
     shutil.rmtree(extract)
+    marker.write_text(json.dumps({"settings": stamp, "counts": counts}))
     return counts
