@@ -122,10 +122,14 @@ class RoIHeads(nn.Module):
 
     # --- forward pieces ---------------------------------------------------------------------------------
     def pool(
-        self, features: Tensor | dict[str, Tensor], rois: list[Tensor], image_sizes: list[tuple[int, int]]
+        self,
+        features: Tensor | dict[str, Tensor],
+        rois: list[Tensor],
+        image_sizes: list[tuple[int, int]] | None = None,
     ) -> Tensor:
         """features [N, C, Hf, Wf] (or a pyramid's levels), rois per image -> pooled [R, C, P, P] (torchvision.ops
-        RoI pool / align, or MultiScaleRoIAlign, which picks each RoI's level by its size)."""
+        RoI pool / align, or MultiScaleRoIAlign, which picks each RoI's level by its size and needs
+        ``image_sizes``)."""
         if self.config.pooler == "multiscale":
             return self.multiscale(features, rois, image_sizes)
         size = (self.pool_size, self.pool_size)
