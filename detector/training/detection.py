@@ -103,8 +103,9 @@ def _datasets(cfg: DetectionTrainConfig) -> tuple[AnnotatedDetection, AnnotatedD
     splits (trainval/test, VOC's), the splits are the drawn ``train`` and ``val``."""
     years = cfg.years.split(",") if cfg.years else None
     train_split, val_split = cfg.train_split, cfg.val_split
-    if cfg.val_ratio is not None and (train_split, val_split) == ("trainval", "test"):
-        train_split, val_split = "train", "val"
+    if cfg.val_ratio is not None:  # the drawn splits replace VOC's default names (also with --val-split none)
+        train_split = "train" if train_split == "trainval" else train_split
+        val_split = "val" if val_split == "test" else val_split
     common = dict(format=cfg.format, val_ratio=cfg.val_ratio, split_seed=cfg.split_seed, years=years,
                   images=cfg.images)  # fmt: skip
     train = open_detection(

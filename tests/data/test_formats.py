@@ -4,6 +4,7 @@ the VOC files they were converted from (detector.data.convert), plain folders an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -150,6 +151,10 @@ def test_training_on_a_single_coco_file_with_val_ratio_alone(voc, tmp_path, caps
     assert "training faster_rcnn/tiny on 6 images" in capsys.readouterr().out
     assert results["last_eval"]["split"] == "val" and 0.0 <= results["last_eval"]["map"] <= 1.0
     assert checkpoint.load(out / "last.pt")["class_names"] == list(VOCDetection(voc, "train").classes)
+    # --val-split none: the drawn train split still replaces VOC's default "trainval"
+    config = dataclasses.replace(config, val_split="none", out=str(tmp_path / "no-val"), iters=1)
+    train_detector(config)
+    assert "training faster_rcnn/tiny on 6 images" in capsys.readouterr().out
 
 
 def test_convert_cli(voc, tmp_path, capsys):
