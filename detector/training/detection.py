@@ -228,7 +228,9 @@ def fit_model_anchors(cfg: DetectionTrainConfig, model_cfg: DetectorConfig, trai
     )
 
 
-def init_from_checkpoint(model: nn.Module, path: Path, classes: tuple[str, ...], say=print) -> None:
+def init_from_checkpoint(
+    model: nn.Module, path: Path, classes: tuple[str, ...], say=print, *, loaded: dict | None = None
+) -> None:
     """Copy a trained detector's weights into ``model`` (``--init``): fine-tuning, also to other classes.
 
     Every weight whose shape fits is kept: trunk, RPN, box head. The class-specific outputs (the rows of the
@@ -236,7 +238,7 @@ def init_from_checkpoint(model: nn.Module, path: Path, classes: tuple[str, ...],
     background and for each class whose name the checkpoint also has; the rows of new classes keep their fresh
     initialisation. Anything else that does not fit (another backbone, other anchors) is an error. Settings that
     own no weights (input sizes, proposal counts, thresholds) come from the run's config."""
-    init = checkpoint.load(path)
+    init = loaded if loaded is not None else checkpoint.load(path)
     old_classes = list(init["class_names"])
     same_classes = old_classes == list(classes)
     own = model.state_dict()
@@ -465,10 +467,11 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
         auto = "none" if cfg.backbone == "tiny" else "imagenet"
         pretrained = auto if cfg.pretrained == "auto" else cfg.pretrained
         scratch = pretrained in (None, "none") and not init
-        try:
-            init_config = checkpoint.load(init).get("model_config") if init else None
+        try:  # read once: its config sets the architecture, its weights initialise the model below
+            init_ckpt = checkpoint.load(init) if init else None
         except checkpoint.CheckpointError as exc:
             raise SystemExit(f"error: --init: {exc}") from None
+        init_config = init_ckpt.get("model_config") if init_ckpt else None
         model_cfg = model_config(cfg, len(classes), scratch=scratch, init_config=init_config)
         fit_model_anchors(cfg, model_cfg, train_base, say=say)
     if init:
@@ -479,7 +482,8 @@ def _model(cfg: DetectionTrainConfig, ctx: ddp.Context, out: Path):
     model: Detector = build_detector(cfg.model, model_cfg, pretrained=pretrained, weights_dir=cfg.weights_dir)
     model.to(ctx.device)
     if init:
-        init_from_checkpoint(model, Path(init), classes, say=say)
+        init_from_checkpoint(model, Path(init), classes, say=say, loaded=init_ckpt)
+        del init_ckpt
     saved_freeze = ((ckpt or {}).get("train_config") or {}).get("freeze")
     freeze = cfg.freeze or saved_freeze or "none"  # a resumed run keeps the checkpoint's (its optimizer needs it)
     frozen = freeze_parts(model, freeze)
