@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from api.config import Settings
+from detector.classify.torchvision_imagenet import fetch_hint
 from detector.core.devices import device_from_name
 from detector.core.precision import resolve_precision
 
@@ -86,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ValueError) as exc:
         print(f"python -m api: invalid settings: {exc}", file=sys.stderr)
         return 2
-    missing = [f"{name}={path}" for name, path in settings.models.items() if not path.is_file()]
+    missing = {name: path for name, path in settings.models.items() if not path.is_file()}
     if missing:
+        # torchvision's ImageNet files (weights/resnet50-0676ba61.pth): the command that downloads each
+        fetch = "".join(f"{path}: {hint}. " for path in missing.values() if (hint := fetch_hint(path)))
         print(
-            f"python -m api: checkpoint(s) not found: {', '.join(missing)}. Train the defaults with 'make "
-            "default-detector' / "
-            "'make default-classifier', or name your own in DETECTOR_API_MODELS='{\"name\": \"path.pt\"}'",
+            f"python -m api: checkpoint(s) not found: {', '.join(f'{n}={p}' for n, p in missing.items())}. {fetch}"
+            "Train the defaults with 'make default-detector' / 'make default-classifier', or name your own in "
+            'DETECTOR_API_MODELS=\'{"name": "path.pt"}\'',
             file=sys.stderr,
         )
         return 2

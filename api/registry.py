@@ -25,6 +25,7 @@ from api.errors import APIError
 from api.images import Decoded, decode_image, scale_to_cover
 from api.memory import release_free_memory
 from api.metrics import ServiceMetrics
+from detector.classify.torchvision_imagenet import fetch_hint
 from detector.core import checkpoint
 from detector.core import precision as precisions
 from detector.core.devices import device_from_name
@@ -129,10 +130,11 @@ def _jsonable(value: Any) -> Any:
 def load_served_model(name: str, path: Path, device: torch.device, precision: Precision) -> ServedModel:
     """Rebuild a detector or classifier from its checkpoint alone; errors name the file and the fix."""
     if not path.is_file():
+        fetch = fetch_hint(path)  # torchvision's ImageNet files: the command that downloads them
         hint = {
             "default-detector.pt": " (make default-detector trains it)",
             "default-classifier.pt": " (make default-classifier trains it)",
-        }.get(path.name, "")
+        }.get(path.name, f" ({fetch})" if fetch else "")
         raise ModelLoadError(
             f"model {name!r}: checkpoint {path} does not exist{hint}; set DETECTOR_API_MODELS to serve other files"
         )

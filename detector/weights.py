@@ -6,6 +6,9 @@ each file name (``vgg16-397923af.pth``: the first hex digits of the file's SHA-2
 ``python -m detector.weights list`` shows which files are present. Nothing in the library downloads implicitly:
 training and serving read local files only.
 
+Each ImageNet file is also a 1000-class classifier that the service answers /classify with, named as it is
+(``DETECTOR_API_MODELS='{"imagenet": "weights/resnet50-0676ba61.pth"}'``; ``detector.classify.torchvision_imagenet``).
+
 Detectors trained on COCO (``detector.models.torchvision_import``):
 
     python -m detector.weights import-torchvision --arch fasterrcnn_resnet50_fpn_v2 --state-dict FILE.pth --out CKPT.pt
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from detector.classify.torchvision_imagenet import torchvision_imagenet_weights
 from detector.models.pretrained import DEFAULT_BASE_URL, IMAGENET_FILES, WeightsError, candidate_paths, fetch
 from detector.models.torchvision_import import ARCHS, FETCH_NAMES, fetch_detector, import_file
 
@@ -64,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         except WeightsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(f"{arch}: {path}")
+        serve = ""
+        if torchvision_imagenet_weights(path) is not None:
+            serve = f' (1000 ImageNet classes; serve it with DETECTOR_API_MODELS=\'{{"imagenet": "{path}"}}\')'
+        print(f"{arch}: {path}{serve}")
     return 0
 
 

@@ -3,6 +3,7 @@
 
     predictor = load_predictor("weights/default-detector.pt", device="auto", precision="auto")
     (result,) = predictor([image])   # image: PIL image or uint8 array [H, W, 3], RGB
+    load_predictor("weights/resnet50-0676ba61.pth")   # torchvision's ImageNet file, known by its name: 1000 classes
 
 A predictor holds a model in eval mode on its device, prepared for its precision (``prepare_for_inference``:
 channels-last; bf16/fp16 weights with frozen batch norm folded), the class names and the thresholds the checkpoint
@@ -20,7 +21,7 @@ Detection: boxes are ``xyxy`` float in continuous pixel coordinates of the input
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,11 @@ from PIL import Image
 from torch import Tensor, nn
 
 from detector.classify.models import ANY_SIZE_CLASSIFIERS, CLASSIFIER_KIND, classifier_from_checkpoint
+from detector.classify.torchvision_imagenet import (
+    TorchvisionEvalTransform,
+    load_torchvision_imagenet,
+    torchvision_imagenet_weights,
+)
 from detector.core import checkpoint
 from detector.core.devices import device_from_name
 from detector.core.precision import Precision, precision_autocast, resolve_precision
@@ -201,21 +207,37 @@ class DetectionPredictor(Predictor):
 
 class ClassificationPredictor(Predictor):
     """An image classifier: the evaluation transform of its training preset, probabilities per class.
-    ``tta``: "10crop" or "multiscale" average the softmax over views (the latter needs an any-size network)."""
+    ``tta``: "10crop" or "multiscale" average the softmax over views (the latter needs an any-size network).
+    ``transforms`` (uint8 [H, W, 3] -> input, per TTA mode) replaces the preset's."""
 
     task = "classify"
 
-    def __init__(self, model: nn.Module, *, preset: str, input_size: int, name: str, **kwargs):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        preset: str,
+        input_size: int,
+        name: str,
+        transforms: dict[str, Callable[[np.ndarray], Tensor]] | None = None,
+        **kwargs,
+    ):
         super().__init__(model, **kwargs)
         self.input_size, self.name = input_size, name
-        source = tta_source_transform(preset, input_size=input_size)
-        self.transforms = {"none": classification_transform(preset, train=False, size=input_size)}
-        self.transforms.update({"10crop": source, "multiscale": source})
+        if transforms is None:
+            source = tta_source_transform(preset, input_size=input_size)
+            transforms = {"none": classification_transform(preset, train=False, size=input_size)}
+            transforms.update({"10crop": source, "multiscale": source})
+        self.transforms = transforms
 
     @classmethod
     def from_checkpoint(
         cls, source: str | Path | dict, *, device: str | torch.device = "cpu", precision: str | Precision = "fp32"
     ) -> ClassificationPredictor:
+        """Rebuilds the classifier from its checkpoint (a path, or a dict ``checkpoint.load`` read), or from a
+        torchvision ImageNet file (``from_torchvision_imagenet``)."""
+        if not isinstance(source, dict) and torchvision_imagenet_weights(source) is not None:
+            return cls.from_torchvision_imagenet(source, device=device, precision=precision)
         ckpt, path = (checkpoint.load(source), Path(source)) if not isinstance(source, dict) else (source, None)
         device, precision = _resolve(device, precision)
         model, meta = classifier_from_checkpoint(ckpt, device, source=path or "the checkpoint")
@@ -226,6 +248,26 @@ class ClassificationPredictor(Predictor):
             model, preset=preset, input_size=size, name=config.get("name"), device=device, precision=precision
         )
         predictor.meta, predictor.source = meta, path
+        return predictor
+
+    @classmethod
+    def from_torchvision_imagenet(
+        cls, path: str | Path, *, device: str | torch.device = "cpu", precision: str | Precision = "fp32"
+    ) -> ClassificationPredictor:
+        """torchvision's ImageNet classifier file (``python -m detector.weights fetch resnet50``: its name says the
+        network) with the 1000 ImageNet names and the evaluation transform torchvision published for it; the TTA
+        views come from the same transform at R x R (``detector.classify.torchvision_imagenet``)."""
+        device, precision = _resolve(device, precision)
+        model, meta, weights = load_torchvision_imagenet(path, device)
+        size = meta["model_config"]["input_size"][-1]
+        side = tta_sizes(size)["resize"]
+        source = TorchvisionEvalTransform(weights, resize_size=side, crop_size=side)
+        transforms = {"none": TorchvisionEvalTransform(weights), "10crop": source, "multiscale": source}
+        name = meta["model_config"]["name"]
+        predictor = cls(
+            model, preset="vgg", input_size=size, name=name, transforms=transforms, device=device, precision=precision
+        )
+        predictor.meta, predictor.source = meta, Path(path)
         return predictor
 
     @property
@@ -268,8 +310,11 @@ class ClassificationPredictor(Predictor):
 def load_predictor(
     source: str | Path | dict, *, device: str | torch.device = "cpu", precision: str | Precision = "fp32"
 ) -> DetectionPredictor | ClassificationPredictor:
-    """The predictor a checkpoint calls for: its ``kind`` says detector or classifier. Raises
+    """The predictor a checkpoint calls for: its ``kind`` says detector or classifier; a torchvision ImageNet
+    classifier file (``resnet50-0676ba61.pth``, named as torchvision publishes it) gives that classifier. Raises
     ``checkpoint.CheckpointError`` naming the file for anything else."""
+    if not isinstance(source, dict) and torchvision_imagenet_weights(source) is not None:
+        return ClassificationPredictor.from_torchvision_imagenet(source, device=device, precision=precision)
     ckpt = checkpoint.load(source) if not isinstance(source, dict) else source
     kind = ckpt.get("kind")
     if kind in DETECTOR_KINDS:
