@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 
 import torch
+import torchvision
 from torch import Tensor
+from torchvision.ops import batched_nms, nms
 
 # Deltas larger than this would overflow exp() during decoding (log(1000 / 16), as torchvision uses).
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
@@ -125,3 +127,15 @@ def sample_balanced(
     perm_pos = torch.randperm(positive.numel(), device="cpu", generator=generator)[:num_pos].to(positive.device)
     perm_neg = torch.randperm(negative.numel(), device="cpu", generator=generator)[:num_neg].to(negative.device)
     return positive[perm_pos], negative[perm_neg]
+
+
+def batched_nms_any(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float) -> Tensor:
+    """``torchvision.ops.batched_nms``: boxes [B, 4], scores [B], groups [B] (NMS within each group) -> indices
+    kept, by decreasing score. When traced for export, the same offsets trick without torchvision's
+    ``if boxes.numel() == 0`` branch, which a trace would fix to the example image's case (a graph traced on
+    an image with detections would then fail on one without: ``max`` of nothing)."""
+    if not torchvision._is_tracing():
+        return batched_nms(boxes, scores, groups, iou_threshold)
+    largest = torch.cat([boxes.reshape(-1), boxes.new_zeros(1)]).max()
+    offsets = groups.to(boxes) * (largest + 1)
+    return nms(boxes + offsets[:, None], scores, iou_threshold)

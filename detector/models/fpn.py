@@ -20,13 +20,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torchvision import models
+from torchvision.models.detection._utils import _topk_min
 from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
+from torchvision.ops import clip_boxes_to_image, remove_small_boxes
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detector.models.anchors import AnchorGenerator
+from detector.models.boxes import batched_nms_any
 from detector.models.rpn import RegionProposalNetwork, RPNConfig
 
 FPN_BACKBONES = ("resnet50_fpn", "resnet50_fpn_v2", "mobilenet_v3_large_fpn")
@@ -149,7 +151,8 @@ class PyramidRPN(RegionProposalNetwork):
         for boxes, scores, size in zip(proposals, objectness, image_sizes):
             top, start = [], 0
             for m in per_level:
-                top.append(scores[start : start + m].topk(min(pre_n, m)).indices + start)
+                level = scores[start : start + m]
+                top.append(level.topk(_topk_min(level, pre_n, 0)).indices + start)
                 start += m
             top = torch.cat(top)
             boxes, probs, lvl = clip_boxes_to_image(boxes[top], size), scores[top].sigmoid(), levels.to(top.device)[top]
@@ -157,6 +160,6 @@ class PyramidRPN(RegionProposalNetwork):
             boxes, probs, lvl = boxes[keep], probs[keep], lvl[keep]
             keep = torch.where(probs >= cfg.score_threshold)[0]
             boxes, probs, lvl = boxes[keep], probs[keep], lvl[keep]
-            keep = batched_nms(boxes, probs, lvl, cfg.nms_threshold)[:post_n]
+            keep = batched_nms_any(boxes, probs, lvl, cfg.nms_threshold)[:post_n]
             result.append(boxes[keep])
         return result

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import (
     MultiScaleRoIAlign,
-    batched_nms,
     box_iou,
     clip_boxes_to_image,
     remove_small_boxes,
@@ -26,7 +25,7 @@ from torchvision.ops import (
 )
 
 from detector.models.backbones import Backbone
-from detector.models.boxes import BoxCoder, Matcher, sample_balanced
+from detector.models.boxes import BoxCoder, Matcher, batched_nms_any, sample_balanced
 
 
 @dataclass
@@ -180,10 +179,9 @@ class RoIHeads(nn.Module):
         class_logits, deltas = class_logits.float(), deltas.float()
         scores = F.softmax(class_logits, dim=-1)
         boxes = self.box_coder.decode(deltas, torch.cat(proposals)).reshape(-1, k1, 4)
+        counts = [p.shape[0] for p in proposals]  # shapes, not len(): traced for export, they stay graph values
         results = []
-        for img_boxes, img_scores, size in zip(
-            boxes.split([len(p) for p in proposals]), scores.split([len(p) for p in proposals]), image_sizes
-        ):
+        for img_boxes, img_scores, size in zip(boxes.split(counts), scores.split(counts), image_sizes):
             img_boxes = clip_boxes_to_image(img_boxes, size)[:, 1:].reshape(-1, 4)  # drop the background column
             labels = torch.arange(1, k1, device=scores.device).repeat(img_scores.shape[0])
             img_scores = img_scores[:, 1:].reshape(-1)
@@ -191,6 +189,6 @@ class RoIHeads(nn.Module):
             img_boxes, img_scores, labels = img_boxes[keep], img_scores[keep], labels[keep]
             keep = remove_small_boxes(img_boxes, cfg.min_box_size)
             img_boxes, img_scores, labels = img_boxes[keep], img_scores[keep], labels[keep]
-            keep = batched_nms(img_boxes, img_scores, labels, cfg.nms_threshold)[: cfg.detections_per_image]
+            keep = batched_nms_any(img_boxes, img_scores, labels, cfg.nms_threshold)[: cfg.detections_per_image]
             results.append({"boxes": img_boxes[keep], "labels": labels[keep], "scores": img_scores[keep]})
         return results

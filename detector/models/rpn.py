@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
+from torchvision.models.detection._utils import _topk_min
+from torchvision.ops import box_iou, clip_boxes_to_image, nms, remove_small_boxes
 
 from detector.models.anchors import AnchorGenerator
 from detector.models.boxes import BoxCoder, Matcher, sample_balanced
@@ -119,11 +120,11 @@ class RegionProposalNetwork(nn.Module):
         post_n = cfg.post_nms_top_n_train if self.training else cfg.post_nms_top_n_test
         result = []
         for boxes, scores, size, scale in zip(proposals, objectness, image_sizes, scales):
-            top = scores.topk(min(pre_n, scores.numel())).indices
+            top = scores.topk(_topk_min(scores, pre_n, 0)).indices  # min(pre_n, M), kept a graph op when traced
             boxes, scores = clip_boxes_to_image(boxes[top], size), scores[top]
             keep = remove_small_boxes(boxes, cfg.min_size * scale)
             boxes, scores = boxes[keep], scores[keep]
-            keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.int64), cfg.nms_threshold)[:post_n]
+            keep = nms(boxes, scores, cfg.nms_threshold)[:post_n]
             result.append(boxes[keep])
         return result
 

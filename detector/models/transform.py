@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
+import torchvision
 from torch import Tensor
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
@@ -23,6 +25,8 @@ class DetectorTransform(GeneralizedRCNNTransform):
     """``GeneralizedRCNNTransform`` whose resize never gives a side of 0 pixels (see the module docstring)."""
 
     def resize(self, image: Tensor, target: dict[str, Tensor] | None = None) -> tuple[Tensor, dict | None]:
+        if torchvision._is_tracing() and not self.training:
+            return self._traced_resize(image), target
         h, w = image.shape[-2:]
         if self.training:
             if self._skip_resize:
@@ -42,6 +46,19 @@ class DetectorTransform(GeneralizedRCNNTransform):
             return resized, target
         target = {**target, "boxes": resize_boxes(target["boxes"], (h, w), resized.shape[-2:])}
         return resized, target
+
+    def _traced_resize(self, image: Tensor) -> Tensor:
+        """The test-time resize as graph operations on the image's traced shape (export, ``detector.inference.
+        export``): the same sizes as ``resize``, computed in float64 as Python does, so an exported graph resizes an
+        image of any size as the eager model does. (torchvision's traced resize computes the scale in float32 and
+        can come out a pixel short.)"""
+        hw = torch._shape_as_tensor(image)[-2:].to(torch.float64)
+        # In float64, as Python computes eager's sizes. Every operand is a 1-element tensor, not a 0-dim one: the
+        # ONNX exporter turns 0-dim tensors into float32 scalars (432 px became 431). S / min(h, w) = max(S / hw).
+        size, cap = (torch.tensor([float(s)], dtype=torch.float64) for s in (self.min_size[-1], self.max_size))
+        scale = torch.minimum((size / hw).amax(0, keepdim=True), (cap / hw).amin(0, keepdim=True))
+        out = (hw * scale).floor().to(torch.int64).clamp(min=1)
+        return F.interpolate(image[None], size=(out[0], out[1]), mode="bilinear", align_corners=False)[0]
 
 
 def detector_transform(min_size: tuple[int, ...], max_size: int) -> DetectorTransform:
