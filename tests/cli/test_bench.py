@@ -51,5 +51,5 @@ def test_several_batches_and_precisions_with_the_answer_check(tmp_path, capsys):
     roi = check["roi_heads_same_proposals"]
     assert roi["same_labels_in_order"] and roi["max_box_diff_px"] == 0.0 and roi["max_score_diff"] == 0.0
     assert check["prepared_fp32_vs_fp32"]["same_labels_in_order"]
-    assert "prepared_bf16_vs_fp32" in check
+    assert "prepared_bf16_vs_fp32" in check and "torchvision_bf16_vs_fp32" in check
     assert "ours/tv fp32" in capsys.readouterr().out

@@ -12,12 +12,12 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detector.core.precision import precision_autocast
 from detector.data.voc import VOCDetection
+from detector.evaluation.compare import match_detections
 from detector.inference.evaluate import evaluate_detector, predict_dataset
 from detector.inference.predictor import DetectionPredictor
 from detector.inference.prepare import fold_frozen_batch_norm, prepare_for_inference
 from detector.models.backbones import build_backbone
 from detector.models.factory import load_detector
-from detector.tools.bench.check import match_detections
 from tests.support.paths import DEFAULT_DETECTOR
 
 CPU = torch.device("cpu")

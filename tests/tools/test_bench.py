@@ -1,5 +1,6 @@
 """Smoke tests for the benchmark (detector.tools.bench, run as python -m detector.bench): a run's report is consistent;
-the compared models start from identical weights. Figures are not checked: timings belong in the printed benchmark.
+the compared models start from identical weights; a feature-pyramid run compares ours with torchvision's own model and
+the two answer identically. Figures are not checked: timings belong in the printed benchmark.
 The command line (several runs, the answer check, usage errors): tests/cli/test_bench.py."""
 
 import json
@@ -7,13 +8,18 @@ import json
 import pytest
 import torch
 
+from detector.tools.bench.check import answer_check
 from detector.tools.bench.measure import run_benchmark
 from detector.tools.bench.models import build_model
 from detector.tools.bench.report import format_report
-from detector.tools.bench.settings import Settings
+from detector.tools.bench.settings import Settings, check_settings
+from tests.support.learning import one_thread
 
 # One 96x128 image, resized to 96 rather than tiny's 320, keeps both runs to a few seconds.
 TINY = dict(backbone="tiny", images=1, size=(96, 128), min_size=96, warmup=0, device="cpu", threads=2, memory=False)
+# The cheapest pyramid, one 64x64 image resized to 64 rather than the preset's 800, on one thread: its many small
+# convolutions took 10x longer on two threads on a busy 2-core machine.
+FPN_TINY = {**TINY, "backbone": "mobilenet_v3_large_fpn", "size": (64, 64), "min_size": 64, "threads": 1}
 
 
 @pytest.mark.parametrize("mode, unit", [("inference", "s_per_img"), ("train", "s_per_step")])
@@ -58,3 +64,24 @@ def test_models_start_from_identical_weights():
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     other = build_model("torchvision", "tiny", seed=4)
     assert not torch.equal(other.rpn.head.head.conv.weight, tv.rpn.head.head.conv.weight)  # the seed matters
+
+
+def test_fpn_run_compares_ours_with_torchvisions_own_model_which_answers_identically():
+    settings = Settings(mode="inference", **FPN_TINY)
+    with one_thread():  # gives the thread count back after the run sets it
+        report = run_benchmark(settings)
+        check = answer_check(settings, [])  # low precisions: tests/cli/test_bench.py
+    assert set(report["runs"]) == {"ours", "torchvision"}  # no ours_roi_pool: a pyramid pools with RoIAlign only
+    ours, tv = report["ours_s_per_img"], report["torchvision_s_per_img"]
+    assert ours > 0 and tv > 0 and report["ratio"] == ours / tv
+    assert report["ours_roi_pool_s_per_img"] is None and report["min_size"] == 64
+    text = format_report(report)
+    assert "ours (imported weights)" in text and "torchvision's own model" in text and "ratio ours/torchvision" in text
+
+    fp32 = check["ours_vs_torchvision"]
+    assert fp32["identical"] and fp32["detections"][0] > 0  # calibrated weights: detections pass the threshold
+    assert fp32["max_box_diff_px"] == 0.0 and fp32["max_score_diff"] == 0.0
+    with pytest.raises(ValueError, match="does not apply"):
+        build_model("ours_roi_pool", "mobilenet_v3_large_fpn", seed=0, weights={})
+    with pytest.raises(ValueError, match="inference only"):
+        check_settings(Settings(mode="train", backbone="resnet50_fpn"))

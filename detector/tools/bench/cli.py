@@ -9,15 +9,21 @@ from pathlib import Path
 
 from detector.core.devices import device_from_name
 from detector.core.precision import PRECISIONS
-from detector.models.backbones import BACKBONES
 from detector.tools.bench.check import answer_check, format_check
 from detector.tools.bench.measure import run_benchmark
+from detector.tools.bench.models import BENCH_BACKBONES
 from detector.tools.bench.report import format_report, summary
 from detector.tools.bench.settings import Settings, check_settings
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", choices=BACKBONES, default="vgg16", help="trunk and RoI head shared by both models")
+    p.add_argument(
+        "--backbone",
+        choices=BENCH_BACKBONES,
+        default="vgg16",
+        help="trunk and RoI head shared by both models; *_fpn: torchvision's own COCO detector against ours on its "
+        "(random, calibrated) weights",
+    )
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -61,7 +67,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--min-size",
         type=int,
         default=None,
-        help="shorter side both models resize to; None keeps the config's (600; tiny 288)",
+        help="shorter side both models resize to; None keeps the config's (600; tiny 288; *_fpn 800)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and sampling")
     p.add_argument(

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 from detector.core.devices import cpu_info
 from detector.core.precision import precision_autocast
 from detector.inference.prepare import prepare_for_inference
-from detector.tools.bench.models import MODELS, build_model, model_config
-from detector.tools.bench.settings import Settings, check_settings, make_inputs
+from detector.tools.bench.models import build_model, model_config, model_names
+from detector.tools.bench.settings import Settings, check_settings, make_inputs, run_weights
 from detector.tools.timing import timed
 
 
@@ -123,24 +123,31 @@ def _error_line(e: Exception) -> str:
     return str(e).strip().splitlines()[-1]
 
 
-def build_timed_model(name: str, settings: Settings, device: torch.device) -> nn.Module:
+def build_timed_model(
+    name: str, settings: Settings, device: torch.device, weights: dict[str, Tensor] | None = None
+) -> nn.Module:
     """The model as timed: ours prepared for inference (``--prepare``, inference only), torchvision as built."""
-    model = build_model(name, settings.backbone, settings.seed, settings.min_size).to(device).eval()
+    model = build_model(name, settings.backbone, settings.seed, settings.min_size, weights).to(device).eval()
     if settings.mode == "inference" and settings.prepare and name != "torchvision":
         prepare_for_inference(model, settings.precision)
     return model
 
 
-def measure(name: str, settings: Settings, track_memory: bool) -> dict:
-    """Builds one model and times it on the fixed inputs. Returns {"seconds" (median per image or per step),
-    "times", "peak_mb" (None unless ``track_memory``), "detections_first_image", "first_loss" (train only)}.
-    ``track_memory`` on CPU assumes a fresh process: ru_maxrss is a process-lifetime peak."""
+def measure(name: str, settings: Settings, track_memory: bool, weights: dict[str, Tensor] | None = None) -> dict:
+    """Builds one model (on ``weights``, ``run_weights``' state dict) and times it on the fixed inputs. Returns
+    {"seconds" (median per image or per step), "times", "peak_mb" (None unless ``track_memory``),
+    "detections_first_image", "first_loss" (train only)}. ``track_memory`` on CPU assumes a fresh process:
+    ru_maxrss is a process-lifetime peak. ``weights`` count in neither model's memory (the model's own copy does)."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
     images, targets = make_inputs(settings)
     images = [im.to(device) for im in images]
     targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    if weights is not None:
+        # Private copies before the baseline: tensors pickled into a spawned process arrive in shared memory, whose
+        # pages would join this process's RSS only when the model copies them in, counting them twice.
+        weights = {k: v.clone() for k, v in weights.items()}
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -149,7 +156,7 @@ def measure(name: str, settings: Settings, track_memory: bool) -> dict:
     else:
         baseline = _current_rss_mb()
 
-    model = build_timed_model(name, settings, device)
+    model = build_timed_model(name, settings, device, weights)
     torch.manual_seed(settings.seed)  # the same sampling randomness for every model
     with torch.inference_mode(), _autocast(settings, device):
         detections = len(model([images[0]])[0]["boxes"])
@@ -180,10 +187,11 @@ def measure_interleaved(settings: Settings) -> dict[str, dict]:
     device = torch.device(settings.device)
     images = [im.to(device) for im in make_inputs(settings)[0]]
     batches = _batches(images, settings.batch)
+    weights = run_weights(settings)
     models, runs = {}, {}
-    for name in MODELS:
+    for name in model_names(settings.backbone):
         try:
-            model = build_timed_model(name, settings, device)
+            model = build_timed_model(name, settings, device, weights)
             with torch.inference_mode(), _autocast(settings, device):
                 detections = len(model([images[0]])[0]["boxes"])
             models[name] = model
@@ -203,9 +211,9 @@ def measure_interleaved(settings: Settings) -> dict[str, dict]:
     return runs
 
 
-def _measure_in_fresh_process(name: str, settings: Settings) -> dict:
+def _measure_in_fresh_process(name: str, settings: Settings, weights: dict[str, Tensor] | None) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measure, (name, settings, True))
+        return pool.apply(measure, (name, settings, True, weights))
 
 
 def measure_all(settings: Settings) -> dict[str, dict]:
@@ -214,11 +222,14 @@ def measure_all(settings: Settings) -> dict[str, dict]:
     if settings.mode == "inference" and not settings.memory:
         return measure_interleaved(settings)
     fresh_process = settings.memory and not settings.device.startswith("cuda")
+    weights = run_weights(settings)
     runs = {}
-    for name in MODELS:
+    for name in model_names(settings.backbone):
         try:
             runs[name] = (
-                _measure_in_fresh_process(name, settings) if fresh_process else measure(name, settings, settings.memory)
+                _measure_in_fresh_process(name, settings, weights)
+                if fresh_process
+                else measure(name, settings, settings.memory, weights)
             )
         except RuntimeError as e:
             if name in ("ours", "torchvision"):
@@ -231,7 +242,8 @@ def measure_all(settings: Settings) -> dict[str, dict]:
 
 # --- the report of one run ------------------------------------------------------------------------------
 def run_benchmark(settings: Settings) -> dict:
-    """Measures the three models in turn; returns the JSON report (figures, settings, environment)."""
+    """Measures the compared models (``model_names``) in turn; returns the JSON report (figures, settings,
+    environment). ``ours_roi_pool_*`` are None where that model failed or does not apply (feature pyramids)."""
     check_settings(settings)
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -247,8 +259,8 @@ def run_benchmark(settings: Settings) -> dict:
         "ours_peak_mb": ours["peak_mb"],
         "torchvision_peak_mb": tv["peak_mb"],
         "memory_ratio": ours["peak_mb"] / tv["peak_mb"] if settings.memory else None,
-        f"ours_roi_pool_{unit}": runs["ours_roi_pool"]["seconds"],
-        "ours_roi_pool_peak_mb": runs["ours_roi_pool"]["peak_mb"],
+        f"ours_roi_pool_{unit}": runs.get("ours_roi_pool", {}).get("seconds"),
+        "ours_roi_pool_peak_mb": runs.get("ours_roi_pool", {}).get("peak_mb"),
         "detections_first_image": {name: r["detections_first_image"] for name, r in runs.items()},
         "memory_method": memory_method(settings),
         **asdict(settings),

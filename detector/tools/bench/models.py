@@ -1,6 +1,10 @@
 """The compared models: ours, and torchvision's ``FasterRCNN`` assembled from our trunk, RoI head, RPN conv head and
 predictor weights, with our config's settings. Built after the same seed, all three hold identical weights.
 
+Feature-pyramid backbones (``FPN_BACKBONES``) compare ours with torchvision's own COCO detector instead: both load
+one state dict (``fpn_weights``: torchvision's model, seeded random weights calibrated on the first benchmark image),
+ours through ``import_state_dict`` with torchvision's preset; ``ours_roi_pool`` does not exist for them.
+
 Shapes: N images, A anchors per position, Hf x Wf feature map, R RoIs, C trunk channels, P pooled size, D RoI
 feature size. Boxes are xyxy pixels of the resized image.
 """
@@ -16,23 +20,67 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 
 from detector.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from detector.models.backbones import build_backbone
-from detector.models.faster_rcnn import FasterRCNN, FasterRCNNConfig, tiny_config
+from detector.models.backbones import BACKBONES, build_backbone
+from detector.models.faster_rcnn import FasterRCNN, FasterRCNNConfig, fpn_config, tiny_config
+from detector.models.fpn import FPN_BACKBONES
 from detector.models.roi_heads import BoxPredictor
 from detector.models.rpn import RPNHead
+from detector.models.torchvision_import import ARCHS, import_state_dict
+from detector.tools.bench.torchvision_fpn import COCO_CLASSES, calibrated_detector, torchvision_detector
 
 NUM_CLASSES = 20  # VOC
 MODELS = ("ours", "torchvision", "ours_roi_pool")
+BENCH_BACKBONES = BACKBONES + FPN_BACKBONES
+FPN_ARCHS = {backbone: arch for arch, (backbone, _) in ARCHS.items()}  # our backbone -> torchvision's builder
+
+
+def model_names(backbone: str) -> tuple[str, ...]:
+    """The models a run compares: a feature pyramid pools with multi-scale RoIAlign only, so no ``ours_roi_pool``."""
+    return MODELS[:2] if backbone in FPN_BACKBONES else MODELS
 
 
 def model_config(backbone: str, pooler: str = "roi_pool", min_size: int | None = None) -> FasterRCNNConfig:
-    cfg = (
-        tiny_config(NUM_CLASSES) if backbone == "tiny" else FasterRCNNConfig(backbone=backbone, num_classes=NUM_CLASSES)
-    )
-    cfg.roi_heads.pooler = pooler
+    """Our config for ``backbone``: VOC's classes (tiny: ``tiny_config``); feature pyramids: torchvision's preset
+    with COCO's classes, whose pooler is fixed (multi-scale RoIAlign)."""
+    if backbone in FPN_BACKBONES:
+        cfg = fpn_config(backbone, num_classes=COCO_CLASSES - 1)
+    else:
+        cfg = (
+            tiny_config(NUM_CLASSES)
+            if backbone == "tiny"
+            else FasterRCNNConfig(backbone=backbone, num_classes=NUM_CLASSES)
+        )
+        cfg.roi_heads.pooler = pooler
     if min_size is not None:
         cfg.min_size = (min_size,)
     return cfg
+
+
+def fpn_weights(backbone: str, seed: int, image: Tensor, min_size: int | None = None) -> dict[str, Tensor] | None:
+    """The state dict both models of a feature-pyramid run load: torchvision's own detector with seeded random
+    weights, calibrated on ``image`` [3, H, W] at the size the models run at (``torchvision_fpn``). None for the
+    other backbones, whose models build identical weights from the seed alone."""
+    if backbone not in FPN_BACKBONES:
+        return None
+    return calibrated_detector(FPN_ARCHS[backbone], image, seed=seed, min_size=min_size).state_dict()
+
+
+def build_fpn(name: str, backbone: str, weights: dict[str, Tensor], min_size: int | None = None) -> nn.Module:
+    """``ours`` (imported with torchvision's preset) or ``torchvision`` (its own model) on ``weights``, in eval mode,
+    both resizing to ``min_size`` when given (else the preset's 800)."""
+    arch = FPN_ARCHS[backbone]
+    if name == "ours":
+        model = import_state_dict(arch, weights)
+        if min_size is not None:
+            model.config.min_size = (min_size,)
+    elif name == "torchvision":
+        model = torchvision_detector(arch, weights)
+    else:
+        choices = ", ".join(model_names(backbone))
+        raise ValueError(f"model {name!r} does not apply to the feature-pyramid backbone {backbone}: choose {choices}")
+    if min_size is not None:
+        model.transform.min_size = (min_size,)
+    return model
 
 
 def build_ours(backbone: str, pooler: str, seed: int, min_size: int | None = None) -> FasterRCNN:
@@ -122,7 +170,14 @@ def build_torchvision(backbone: str, seed: int, min_size: int | None = None) -> 
     )
 
 
-def build_model(name: str, backbone: str, seed: int, min_size: int | None = None) -> nn.Module:
+def build_model(
+    name: str, backbone: str, seed: int, min_size: int | None = None, weights: dict[str, Tensor] | None = None
+) -> nn.Module:
+    """One compared model; feature pyramids need ``weights`` (``fpn_weights``), the others ignore them."""
+    if backbone in FPN_BACKBONES:
+        if weights is None:
+            raise ValueError(f"{backbone}: the models load torchvision's state dict; pass fpn_weights(...)")
+        return build_fpn(name, backbone, weights, min_size)
     if name == "ours":
         return build_ours(backbone, "roi_align", seed, min_size)
     if name == "ours_roi_pool":

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from detector.core.devices import CPUInfo
-from detector.tools.bench.models import MODELS
+from detector.models.fpn import FPN_BACKBONES
 
 LABELS = {
     "ours": "ours (roi_align)",
     "torchvision": "torchvision (roi_align)",
     "ours_roi_pool": "ours (roi_pool, default)",
 }
+FPN_LABELS = {"ours": "ours (imported weights)", "torchvision": "torchvision's own model"}
 
 
 def _cpu_line(report: dict) -> str:
@@ -26,6 +27,8 @@ def _cpu_line(report: dict) -> str:
 def format_report(report: dict) -> str:
     train = report["mode"] == "train"
     unit = "s_per_step" if train else "s_per_img"
+    fpn = report["backbone"] in FPN_BACKBONES
+    labels = FPN_LABELS if fpn else LABELS
     h, w = report["size"]
     device = report["gpu"] or _cpu_line(report)
     lines = [
@@ -39,14 +42,13 @@ def format_report(report: dict) -> str:
         f"{'model':<26} {('s/step' if train else 's/img'):>9} {'peak MB':>9} {'dets img0':>10}"
         + ("  first loss" if train else ""),
     ]
-    for name in MODELS:
-        r = report["runs"][name]
+    for name, r in report["runs"].items():
         if r.get("error"):
-            lines.append(f"{LABELS[name]:<26} failed: {r['error']}")
+            lines.append(f"{labels[name]:<26} failed: {r['error']}")
             continue
         peak = f"{r['peak_mb']:9.1f}" if r["peak_mb"] is not None else f"{'-':>9}"
         loss = f"  {r['first_loss']:10.4f}" if train else ""
-        lines.append(f"{LABELS[name]:<26} {r['seconds']:9.4f} {peak} {r['detections_first_image']:>10}{loss}")
+        lines.append(f"{labels[name]:<26} {r['seconds']:9.4f} {peak} {r['detections_first_image']:>10}{loss}")
     ratio = f"ratio ours/torchvision: time {report['ratio']:.3f}"
     if report["memory_ratio"] is not None:
         ratio += f", peak memory {report['memory_ratio']:.3f}"
@@ -57,7 +59,11 @@ def format_report(report: dict) -> str:
         )
     lines += [
         f"peak memory: {report['memory_method']}",
-        "detections: counts on the first image with random weights (models differ in details; not expected to match)",
+        "detections: counts on the first image with random weights calibrated on it; the same architecture on the same "
+        "weights (--check compares them)"
+        if fpn
+        else "detections: counts on the first image with random weights (models differ in details; not expected to "
+        "match)",
     ]
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""What one benchmark run measures (``Settings``), the checks on what a user can get wrong, and its fixed inputs."""
+"""What one benchmark run measures (``Settings``), the checks on what a user can get wrong, and its fixed inputs (and,
+for feature-pyramid backbones, its fixed weights)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import torch
 from torch import Tensor
 
 from detector.core.precision import check_precision
-from detector.models.backbones import BACKBONES
-from detector.tools.bench.models import NUM_CLASSES
+from detector.models.fpn import FPN_BACKBONES
+from detector.tools.bench.models import BENCH_BACKBONES, NUM_CLASSES, fpn_weights
 
 
 @dataclass
@@ -25,14 +26,18 @@ class Settings:
     threads: int | None = None  # None: torch's default
     seed: int = 0
     memory: bool = True
-    min_size: int | None = None  # shorter side the models resize to; None: the config's (600, tiny 320)
+    min_size: int | None = None  # shorter side the models resize to; None: the config's (600, tiny 288, FPN 800)
     prepare: bool = True  # inference: run ours through prepare_for_inference (channels-last, low-precision weights)
 
 
 def check_settings(settings: Settings) -> None:
     """Raises ValueError naming the option for settings a user can get wrong."""
-    if settings.backbone not in BACKBONES:
-        raise ValueError(f"--backbone {settings.backbone!r}: choose one of {', '.join(BACKBONES)}")
+    if settings.backbone not in BENCH_BACKBONES:
+        raise ValueError(f"--backbone {settings.backbone!r}: choose one of {', '.join(BENCH_BACKBONES)}")
+    if settings.mode == "train" and settings.backbone in FPN_BACKBONES:
+        # torchvision's builder without weights makes every trunk layer trainable, ours the preset's (as torchvision's
+        # with COCO weights): the two training steps would not do the same work.
+        raise ValueError(f"--backbone {settings.backbone}: the feature-pyramid models are compared in inference only")
     check_precision(settings.precision, settings.device)
     if settings.images < 1 or settings.warmup < 0 or settings.batch < 1:
         raise ValueError("--images and --batch must be at least 1, --warmup at least 0")
@@ -57,3 +62,10 @@ def make_inputs(settings: Settings) -> tuple[list[Tensor], list[dict[str, Tensor
         boxes = torch.cat([lo, hi], dim=1)
         targets.append({"boxes": boxes, "labels": torch.randint(1, NUM_CLASSES + 1, (n,), generator=g)})
     return images, targets
+
+
+def run_weights(settings: Settings) -> dict[str, Tensor] | None:
+    """The state dict every model of a feature-pyramid run loads (``fpn_weights``, calibrated on the first input
+    image), None for the other backbones. Made once per run and handed to each model's process: calibrating runs
+    the model, which in that process would raise the peak memory before the model is measured."""
+    return fpn_weights(settings.backbone, settings.seed, make_inputs(settings)[0][0], settings.min_size)
