@@ -21,7 +21,7 @@ LAYERS = {
 }
 CLI_MODULES = {
     f"detector.{name}"
-    for name in ("train", "evaluate", "predict", "proposals", "weights", "augment", "bench", "ladder", "cli")
+    for name in ("train", "evaluate", "predict", "proposals", "weights", "augment", "bench", "ladder", "cli", "export")
 }
 
 
