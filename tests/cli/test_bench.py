@@ -53,3 +53,14 @@ def test_several_batches_and_precisions_with_the_answer_check(tmp_path, capsys):
     assert check["prepared_fp32_vs_fp32"]["same_labels_in_order"]
     assert "prepared_bf16_vs_fp32" in check and "torchvision_bf16_vs_fp32" in check
     assert "ours/tv fp32" in capsys.readouterr().out
+
+
+def test_onnx_mode_times_onnxruntime_against_eager_and_checks_its_answers(tmp_path, capsys):
+    out = tmp_path / "onnx.json"
+    args = ["onnx", "--images", "1", "--size", "120", "160", "--warmup", "0", "--json", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "onnxruntime / eager fp32" in printed and "within 1e-2 px / 1e-4" in printed
+    report = json.loads(out.read_text())
+    assert set(report["s_per_img"]) == {"onnxruntime fp32", "eager fp32", "eager bf16"}
+    assert all(t > 0 for t in report["s_per_img"].values()) and report["check"]["ok"]

@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from detector.core.devices import device_from_name
 from detector.core.precision import PRECISIONS
 from detector.tools.bench.check import answer_check, format_check
@@ -100,7 +102,32 @@ def build_parser() -> argparse.ArgumentParser:
         if mode == "inference":
             _add_inference_options(p)
         _add_run_options(p)
+    help_text = "a checkpoint exported to ONNX: onnxruntime's s/img against our eager model in fp32 and bf16"
+    p = sub.add_parser(
+        "onnx", help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--checkpoint", type=Path, default=Path("weights/default-detector.pt"), help="a Faster R-CNN")
+    p.add_argument("--images", type=int, default=4, help="number of fixed random images, each timed once per runner")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(375, 500), help="image height and width")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the timed ones")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (onnxruntime gets as many)")
+    p.add_argument("--json", type=Path, default=None, help="write the figures as JSON to this file")
     return parser
+
+
+def onnx_main(args: argparse.Namespace) -> int:
+    # onnxruntime is an export extra (pyproject's [export]): only this mode needs it.
+    from detector.tools.bench.onnx import bench_onnx, format_onnx_report  # noqa: PLC0415
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = bench_onnx(args.checkpoint, images=args.images, size=tuple(args.size), warmup=args.warmup)
+    print(format_onnx_report(report))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
 
 
 def settings_from_args(args: argparse.Namespace) -> list[Settings]:
@@ -133,6 +160,8 @@ def settings_from_args(args: argparse.Namespace) -> list[Settings]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.mode == "onnx":
+        return onnx_main(args)
     try:
         all_settings = settings_from_args(args)
     except ValueError as e:
