@@ -28,9 +28,10 @@ LOW_PRECISION = ("bf16", "fp16")
 
 @torch.no_grad()
 def fold_frozen_batch_norm(model: nn.Module) -> int:
-    """Folds every ``FrozenBatchNorm2d`` that directly follows a ``Conv2d`` (in an ``nn.Sequential``, or as
-    torchvision's ResNet blocks pair ``convN``/``bnN``) into that convolution and replaces it by
-    ``nn.Identity``. Returns the number folded."""
+    """Folds every ``FrozenBatchNorm2d``, and every ``BatchNorm2d`` of a model in eval mode (its running statistics
+    are then constants too: ``resnet50_fpn_v2``'s trunk and heads), that directly follows a ``Conv2d`` (in an
+    ``nn.Sequential``, as torchvision's ``Conv2dNormActivation``, or as its ResNet blocks pair ``convN``/``bnN``)
+    into that convolution and replaces it by ``nn.Identity``. Returns the number folded."""
     folded = 0
     for module in list(model.modules()):
         pairs: list[tuple[nn.Module, str, nn.Module]] = []  # (conv, name of the bn in module, bn)
@@ -42,9 +43,14 @@ def fold_frozen_batch_norm(model: nn.Module) -> int:
             for i in range(1, 4):
                 pairs.append((getattr(module, f"conv{i}", None), f"bn{i}", getattr(module, f"bn{i}", None)))
         for conv, bn_name, bn in pairs:
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, FrozenBatchNorm2d):
-                scale = bn.weight.float() * (bn.running_var.float() + bn.eps).rsqrt()
-                shift = bn.bias.float() - bn.running_mean.float() * scale
+            constant = isinstance(bn, FrozenBatchNorm2d) or (
+                isinstance(bn, nn.BatchNorm2d) and not bn.training and bn.running_var is not None
+            )
+            if isinstance(conv, nn.Conv2d) and constant:
+                weight = bn.weight.float() if bn.weight is not None else torch.ones_like(bn.running_var.float())
+                bias = bn.bias.float() if bn.bias is not None else torch.zeros_like(bn.running_var.float())
+                scale = weight * (bn.running_var.float() + bn.eps).rsqrt()
+                shift = bias - bn.running_mean.float() * scale
                 if conv.bias is not None:
                     shift = shift + conv.bias.float() * scale
                 conv.weight.copy_(conv.weight.float() * scale[:, None, None, None])
