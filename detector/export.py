@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     size = report["input_size"]
     print(f"{report['out']}: {args.format}, input [1, 3, {size[0]}, {size[1]}]" if size else
           f"{report['out']}: {args.format}, input [1, 3, H, W] (any size)")  # fmt: skip
+    if args.format == "torchscript":
+        print("load it with: import torch, torchvision; torch.jit.load(PATH)  (torchvision registers its ops)")
     check = report.get("check")
     if check:
         print(

@@ -13,7 +13,8 @@ The exported model follows torchvision's convention for its detection models:
   gives before its display threshold.
 
 The class names and thresholds travel with the file: ONNX ``metadata_props`` and a ``detector.json`` extra file in
-the TorchScript archive (``torch.jit.load(path, _extra_files=...)``).
+the TorchScript archive (``torch.jit.load(path, _extra_files=...)``). TorchScript calls torchvision's compiled ops
+(nms, roi_align): load it after ``import torchvision``.
 
 How: the predictor's fp32 model (what ``detector.predict`` runs) is traced on one example image, by
 ``torch.jit.trace`` and by the TorchScript-based ONNX exporter (``dynamo=False``, the exporter torchvision's own
