@@ -105,6 +105,16 @@ clean:
 serve: install $(DEFAULT_DETECTOR) $(DEFAULT_CLASSIFIER)
 	$(PY) -m api --host $(HOST) --port $(PORT)
 
+# torchvision's COCO detector in one command: fetched once (SHA-256 checked; offline, the error gives the URL and
+# where to put the file), imported to weights/NAME.pt, then served as "coco" (/detect?model=coco, COCO's names).
+COCO_MODEL ?= coco-frcnn-r50-fpn-v2
+weights/$(COCO_MODEL).pt: | $(STAMP)
+	$(PY) -m detector.weights fetch $(COCO_MODEL)
+
+.PHONY: serve-coco
+serve-coco: install weights/$(COCO_MODEL).pt
+	DETECTOR_API_MODELS='{"coco": "weights/$(COCO_MODEL).pt"}' $(PY) -m api --host $(HOST) --port $(PORT)
+
 # Real photographs: DeepForest's tree crowns (MIT; the deepforest wheel from PyPI, about 21 MB) tiled into
 # data/trees/, then our from-scratch ResNet-18 Faster R-CNN in several settings and torchvision's FasterRCNN on the
 # same trunk, data and schedule (docs/realdata.md). About 15 minutes per run on 2 CPU cores; not part of `make test`.
