@@ -83,6 +83,7 @@ def test_selective_search_kinds_are_refused_with_the_reason(tmp_path, kind_check
             export_checkpoint(kind_checkpoints[kind], tmp_path / "x.onnx", "onnx")
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_cli_writes_torchscript_that_answers_as_predict_on_photographs(tmp_path, capsys):
     out = tmp_path / "detector.pt"
     args = ["--checkpoint", str(DEFAULT_DETECTOR), "--format", "torchscript", "--out", str(out), "--no-verify"]
