@@ -176,6 +176,17 @@ def test_fast_rcnn_under_torchrun_fills_the_proposal_cache_once(square_voc, tmp_
 
 
 @needs_gloo
+def test_a_feature_pyramid_detector_trains_under_torchrun(square_voc, tmp_path):
+    # torchvision's extractors and heads inside our model: every trainable weight gets a gradient on every rank
+    # (DDP raises otherwise), batch norm trains per rank, as with every other backbone.
+    out = tmp_path / "fpn"
+    torchrun(data=str(square_voc), backbone="mobilenet_v3_large_fpn", pretrained="none", val_split="val", epochs=1,
+             iters=2, batch_size=1, out=str(out))  # fmt: skip
+    ckpt = checkpoint.load(out / "last.pt")
+    assert ckpt["model_config"]["backbone"] == "mobilenet_v3_large_fpn" and ckpt["iteration"] == 2
+
+
+@needs_gloo
 def test_two_processes_match_one_process_with_the_same_global_batch(ddp_run, square_voc, tmp_path):
     out, _ = ddp_run
     train_here(data=str(square_voc), val_split="none", epochs=1, batch_size=2, out=str(tmp_path / "one"))
