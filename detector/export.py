@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the example image's size, and the fixed ONNX input size without --dynamic (default: 4:3 at the "
         "model's test size)",
     )  # fmt: skip
+    p.add_argument(
+        "--check-images", nargs="+", type=Path, default=[], metavar="IMAGE",
+        help="photographs to check the file on (default: two random images, on which a trained model may find "
+        "nothing)",
+    )  # fmt: skip
     p.add_argument("--no-verify", action="store_true", help="skip the check of the file against the checkpoint")
     return p
 
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             report = export_checkpoint(
                 args.checkpoint, args.out, args.format, opset=args.opset, dynamic=args.dynamic,
                 size=tuple(args.size) if args.size else None, verify=not args.no_verify,
+                check_images=args.check_images,
             )  # fmt: skip
         except ExportError as exc:
             raise SystemExit(f"error: {exc}") from None
@@ -57,10 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "torchscript":
         print("load it with: import torch, torchvision; torch.jit.load(PATH)  (torchvision registers its ops)")
     check = report.get("check")
-    if check:
+    if check and check["reference_detections"] == 0:
+        print("note: no detections on the check images, so no box was compared; pass photos with --check-images")
+    elif check:
         print(
-            f"checked against the checkpoint's model on 2 images: {check['reference_detections']} detections, all "
-            f"matched; largest differences {check['max_box_diff_px']:.2g} px, score {check['max_score_diff']:.2g}"
+            f"checked against the checkpoint's model on {check['images']} image(s): {check['reference_detections']} "
+            f"detections, all matched; largest differences {check['max_box_diff_px']:.2g} px, score "
+            f"{check['max_score_diff']:.2g}"
         )
     return 0
 

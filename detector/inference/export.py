@@ -36,9 +36,11 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 from detector.core import checkpoint
+from detector.core.images import open_image
 from detector.evaluation.compare import match_detections
 from detector.inference.predictor import DetectionPredictor
 
@@ -46,6 +48,7 @@ Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = ("onnx", "torchscript")
 EXPORTABLE_KINDS = ("faster_rcnn",)
 DEFAULT_OPSET = 17
+MIN_OPSET_ALIGNED = 16  # RoiAlign-16: coordinate_transformation_mode="half_pixel" (our roi_align pooler)
 INPUT_NAMES, OUTPUT_NAMES = ["image"], ["boxes", "labels", "scores"]
 # What verify_export accepts: the graph's answers against the eager model's (the issue's contract).
 BOX_TOLERANCE_PX, SCORE_TOLERANCE = 1e-2, 1e-4
@@ -118,6 +121,12 @@ def export_onnx(
 ) -> None:
     import onnx  # noqa: PLC0415 (an export-only dependency: the service and training never load it)
 
+    if opset < MIN_OPSET_ALIGNED and predictor.model.config.roi_heads.pooler == "roi_align":
+        raise ExportError(
+            f"this model pools with RoIAlign on half-pixel centres (aligned=True), which ONNX has from opset "
+            f"{MIN_OPSET_ALIGNED} (RoiAlign's coordinate_transformation_mode); at opset {opset} torchvision's "
+            f"exporter approximates it and the answers change: use --opset {MIN_OPSET_ALIGNED} or higher"
+        )
     wrapper = ExportedDetector(predictor.model).eval()
     axes = {name: {0: "detections"} for name in OUTPUT_NAMES}
     if dynamic:
@@ -176,7 +185,7 @@ def verify_export(
     ``SCORE_TOLERANCE``. Returns ``match_detections``' figures and ``ok``."""
     eager = [predictor.predict_batch([im[0]])[0] for im in images]  # one at a time, as the graph runs
     graph = [run_exported(path, fmt, im) for im in images]
-    result = match_detections(eager, graph, iou=0.99)
+    result = {"images": len(images), **match_detections(eager, graph, iou=0.99)}
     result["ok"] = (
         result["matched_fraction"] == 1.0
         and result["reference_detections"] == result["other_detections"]
@@ -184,6 +193,14 @@ def verify_export(
         and result["max_score_diff"] <= SCORE_TOLERANCE
     )
     return result
+
+
+def _photo_input(predictor: DetectionPredictor, path: str | Path, size: tuple[int, int] | None) -> Tensor:
+    """An image file as the graph's input [1, 3, H, W] (resized to ``size`` (H, W) when given)."""
+    image = open_image(path, exif_transpose=True)  # as detector.predict reads files
+    if size is not None:
+        image = image.resize((size[1], size[0]), Image.BILINEAR)
+    return predictor.to_input(image)[None]
 
 
 def export_checkpoint(
@@ -195,9 +212,12 @@ def export_checkpoint(
     dynamic: bool = False,
     size: tuple[int, int] | None = None,
     verify: bool = True,
+    check_images: list[str | Path] = (),
 ) -> dict:
     """Writes ``out`` from the checkpoint ``source``; returns what was done: the input size (None where dynamic),
-    and with ``verify`` the check of ``verify_export`` on two images of other shapes (fixed-size ONNX: that size).
+    and with ``verify`` the check of ``verify_export`` on ``check_images`` (the user's photographs; a fixed-size
+    ONNX graph gets them resized to its size) or, without them, two smooth random images of other shapes, on which
+    a trained model may find nothing (``check["reference_detections"] == 0``: the check then compared no box).
     Raises ``ExportError`` (a kind without a graph, a failed check) and ``checkpoint.CheckpointError``."""
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -215,8 +235,11 @@ def export_checkpoint(
     any_size = fmt == "torchscript" or dynamic
     report = {"format": fmt, "out": str(out), "input_size": None if any_size else [height, width]}
     if verify:
-        shapes = [(height * 3 // 4, width), (width, height * 5 // 4)] if any_size else [(height, width)] * 2
-        images = [example_image(h, w, seed=i + 1) for i, (h, w) in enumerate(shapes)]
+        if check_images:
+            images = [_photo_input(predictor, path, None if any_size else (height, width)) for path in check_images]
+        else:
+            shapes = [(height * 3 // 4, width), (width, height * 5 // 4)] if any_size else [(height, width)] * 2
+            images = [example_image(h, w, seed=i + 1) for i, (h, w) in enumerate(shapes)]
         report["check"] = verify_export(predictor, out, fmt, images)
         if not report["check"]["ok"]:
             raise ExportError(f"{out} does not answer as the checkpoint's model does: {report['check']}")
