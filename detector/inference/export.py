@@ -29,6 +29,7 @@ outside any tensor graph), and classifiers (not yet).
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from pathlib import Path
@@ -56,6 +57,15 @@ BOX_TOLERANCE_PX, SCORE_TOLERANCE = 1e-2, 1e-4
 
 class ExportError(RuntimeError):
     """The checkpoint cannot be exported as asked; the message says why."""
+
+
+def _optional(name: str):
+    """onnx and onnxruntime are export-only dependencies (pyproject's ``export`` extra; the service image has
+    neither): imported when used, with the fix when missing."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ExportError(f"ONNX export needs {name}: pip install 'detector[export]' (onnx, onnxruntime)") from exc
 
 
 class ExportedDetector(nn.Module):
@@ -119,7 +129,7 @@ def _trace_quietly(fn):
 def export_onnx(
     predictor: DetectionPredictor, out: Path, example: Tensor, *, opset: int = DEFAULT_OPSET, dynamic: bool = False
 ) -> None:
-    import onnx  # noqa: PLC0415 (an export-only dependency: the service and training never load it)
+    onnx = _optional("onnx")
 
     if opset < MIN_OPSET_ALIGNED and predictor.model.config.roi_heads.pooler == "roi_align":
         raise ExportError(
@@ -160,8 +170,7 @@ def export_torchscript(predictor: DetectionPredictor, out: Path, example: Tensor
 def run_exported(path: Path, fmt: Format, image: Tensor) -> dict[str, Tensor]:
     """The exported file's answer on ``image`` [1, 3, H, W]: ``{"boxes", "labels", "scores"}``."""
     if fmt == "onnx":
-        import onnxruntime  # noqa: PLC0415 (as onnx above)
-
+        onnxruntime = _optional("onnxruntime")
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         boxes, labels, scores = session.run(None, {"image": image.numpy()})
         return {

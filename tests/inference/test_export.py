@@ -7,6 +7,7 @@ with its label, boxes within 1e-2 px, scores within 1e-4."""
 from __future__ import annotations
 
 import json
+import sys
 
 import onnx
 import pytest
@@ -103,3 +104,9 @@ def test_cli_writes_torchscript_that_answers_as_predict_on_photographs(tmp_path,
     extra = {"detector.json": ""}
     torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(json.loads(extra["detector.json"])["class_names"])[0] == "ellipse"
+
+
+def test_without_the_export_extra_onnx_export_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as in the service image, which has neither
+    with pytest.raises(ExportError, match=r"pip install 'detector\[export\]'"):
+        export_checkpoint(DEFAULT_DETECTOR, tmp_path / "x.onnx", "onnx")
