@@ -95,7 +95,8 @@ def selective_search(image: np.ndarray, settings: SelectiveSearchSettings = DEFA
     clipped to the image, duplicates and boxes under ``min_size`` on either side removed, in selective
     search's ranking order (as the paper describes it: a region's position in the merge hierarchy times a
     random factor). The random factor comes from C's ``rand()``, which is seeded here, so the same image and
-    settings always give the same boxes in the same order (this resets ``rand()`` for the whole process).
+    settings always give the same boxes in the same order (this resets ``rand()`` for the whole process; another
+    thread calling ``rand()`` during the search would change the order, not the boxes).
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
