@@ -5,25 +5,21 @@ against eager fp32's on the timed images (``detector.inference.export.verify_exp
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import onnxruntime
 import torch
 
 from detector.core.devices import cpu_info
-from detector.inference.export import example_image, export_checkpoint, verify_export
+from detector.inference.export import example_image, export_checkpoint, load_exported, verify_export
 from detector.inference.predictor import DetectionPredictor
+from detector.tools.timing import timed
 
 RUNNERS = ("onnxruntime fp32", "eager fp32", "eager bf16")
-
-
-def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads  # the same cores as torch's, for a fair ratio
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+CPU = torch.device("cpu")  # onnxruntime runs on the CPU, and so does eager here
 
 
 def bench_onnx(checkpoint: str | Path, *, images: int = 4, size: tuple[int, int] = (375, 500), warmup: int = 1) -> dict:
@@ -35,19 +31,18 @@ def bench_onnx(checkpoint: str | Path, *, images: int = 4, size: tuple[int, int]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         export_checkpoint(checkpoint, path, "onnx", dynamic=True, verify=False)
-        session = _session(path, threads)
+        graph = load_exported(path, "onnx", threads=threads)  # the same cores as torch's, for a fair ratio
         run = {
-            "onnxruntime fp32": lambda x: session.run(None, {"image": x.numpy()}),
+            "onnxruntime fp32": graph,
             "eager fp32": lambda x: eager["fp32"].predict_batch([x[0]]),
             "eager bf16": lambda x: eager["bf16"].predict_batch([x[0]]),
         }
         times: dict[str, list[float]] = {name: [] for name in RUNNERS}
         for i, x in enumerate(inputs[:warmup] + inputs):
             for name in RUNNERS:  # interleaved: a load change hits all three alike
-                start = time.perf_counter()
-                run[name](x)
+                _, seconds = timed(functools.partial(run[name], x), CPU)
                 if i >= warmup:
-                    times[name].append(time.perf_counter() - start)
+                    times[name].append(seconds)
         check = verify_export(eager["fp32"], path, "onnx", inputs)
         size_mb = path.stat().st_size / 2**20
     s_per_img = {name: statistics.median(t) for name, t in times.items()}
